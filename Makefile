@@ -1,0 +1,45 @@
+# mockllm: `make run` serves on 127.0.0.1:8000, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check --quiet
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+.PHONY: run test install install-dev migrate conformance clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: requirements.txt | $(PY)
+	$(PIP) install -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(PY)
+	$(PIP) install -r requirements-dev.txt
+	touch $(VENV)/.runtime $@
+
+install: $(VENV)/.runtime
+install-dev: $(VENV)/.dev
+
+# Your own copy of the default answers: edit it freely, it is not tracked by git.
+responses.yml:
+	cp fixtures/responses.yml responses.yml
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+run: install responses.yml migrate
+	$(PY) manage.py loadresponses responses.yml
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+test: install-dev
+	$(PY) manage.py check
+	$(PY) -m pytest
+
+# The shared SDK conformance check against a server that is already running (make run).
+conformance: install-dev
+	$(PY) ../shared/tools/sdk_conformance.py http://$(HOST):$(PORT) $(ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,11 @@
+from django.contrib import admin
+from django.urls import include, path
+
+admin.site.site_header = "mockllm"
+admin.site.site_title = "mockllm admin"
+admin.site.index_title = "Canned responses"
+
+urlpatterns = [
+    path("v1/", include("responses_app.urls")),
+    path("admin/", admin.site.urls),
+]

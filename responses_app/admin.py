@@ -1,0 +1,86 @@
+"""Browse and edit canned prompts. Any save or delete here is served on the next request."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from .index import bump_version
+from .models import CannedResponse, ResponseSet, Source
+
+
+@admin.register(CannedResponse)
+class CannedResponseAdmin(admin.ModelAdmin):
+    list_display = ("short_prompt", "short_answer", "source", "differs_from_file", "updated_at")
+    list_filter = ("source", "source_file", "updated_at")
+    search_fields = ("prompt", "answer")
+    readonly_fields = ("source", "source_file", "file_answer", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("prompt", "answer")}),
+        ("Where it came from", {"fields": ("source", "source_file", "file_answer", "created_at", "updated_at")}),
+    )
+    list_per_page = 50
+
+    @admin.display(description="prompt", ordering="prompt")
+    def short_prompt(self, obj: CannedResponse) -> str:
+        return str(obj)
+
+    @admin.display(description="answer")
+    def short_answer(self, obj: CannedResponse) -> str:
+        return obj.answer if len(obj.answer) <= 80 else obj.answer[:77] + "..."
+
+    @admin.display(description="differs from file", boolean=True)
+    def differs_from_file(self, obj: CannedResponse) -> bool:
+        return obj.conflicts_with_file
+
+    def save_model(self, request: HttpRequest, obj: CannedResponse, form: Any, change: bool) -> None:
+        if change and obj.source == Source.FILE and form.changed_data:
+            # The admin's edit wins from now on: a load never overwrites an admin row.
+            obj.source = Source.ADMIN
+            obj.file_answer = form.initial.get("answer")
+            messages.info(
+                request,
+                f"This entry came from {obj.source_file}. It is now managed here, and reloading that file "
+                "will not change it. Run `python manage.py dumpresponses` to write it back to the file.",
+            )
+        super().save_model(request, obj, form, change)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        with transaction.atomic():
+            super().delete_queryset(request, queryset)
+            bump_version()
+
+
+@admin.register(ResponseSet)
+class ResponseSetAdmin(admin.ModelAdmin):
+    """The default answer, and the state of the last load of the responses file."""
+
+    fields = (
+        "unknown_response", "unknown_response_source", "file_unknown_response", "settings", "version",
+        "last_loaded_at", "last_loaded_file", "last_load_summary", "last_error", "last_error_at",
+    )
+    readonly_fields = fields[1:]
+    list_display = ("__str__", "last_loaded_at", "last_loaded_file", "has_error")
+
+    @admin.display(description="last load failed", boolean=True)
+    def has_error(self, obj: ResponseSet) -> bool:
+        return bool(obj.last_error)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return not ResponseSet.objects.exists()
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: ResponseSet, form: Any, change: bool) -> None:
+        if "unknown_response" in form.changed_data:
+            obj.unknown_response_source = Source.ADMIN
+        with transaction.atomic():
+            if change:
+                obj.save(update_fields=["unknown_response", "unknown_response_source"])
+            else:
+                obj.save()
+            bump_version()

@@ -1,0 +1,390 @@
+"""The only code that turns a responses file into rows.
+
+`loadresponses`, the file watcher and the tests all call `load_responses_file`. A file is parsed and
+validated whole before anything is written, and written in one transaction, so a bad file changes
+nothing and a request never sees half of an old file and half of a new one.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from django.db import transaction
+from django.utils import timezone
+
+from .index import bump_version
+from .models import CannedResponse, ResponseSet, Source, digest_prompt
+
+logger = logging.getLogger("mockllm.loading")
+
+SECTIONS = ("responses", "defaults", "settings")
+DEFAULTS_KEYS = ("unknown_response",)
+# Only plain data tags: Python object tags and other custom tags are refused, never constructed.
+SAFE_TAGS = {
+    "tag:yaml.org,2002:" + name
+    for name in ("str", "int", "float", "bool", "null", "map", "seq", "timestamp", "binary", "omap", "merge")
+}
+KNOWN_SETTINGS = {"lag_enabled": (bool,), "lag_factor": (int, float)}
+MAX_ERRORS_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int  # 1-based, 0 when unknown
+    column: int
+    message: str
+
+    def describe(self, path: str) -> str:
+        return f"{path}:{self.line}:{self.column}: {self.message}" if self.line else f"{path}: {self.message}"
+
+
+class ResponsesFileError(ValueError):
+    """The file cannot be loaded; `problems` says where and why. Nothing was written."""
+
+    def __init__(self, path: str, problems: list[Problem]):
+        self.path = path
+        self.problems = problems
+        shown = [p.describe(path) for p in problems[:MAX_ERRORS_SHOWN]]
+        if len(problems) > MAX_ERRORS_SHOWN:
+            shown.append(f"... and {len(problems) - MAX_ERRORS_SHOWN} more problems")
+        super().__init__("\n".join(shown))
+
+
+@dataclass(frozen=True)
+class ParsedResponses:
+    entries: dict[str, str]  # prompt -> answer, in file order
+    unknown_response: str | None
+    settings: dict[str, Any] | None
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass
+class LoadSummary:
+    path: str
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    admin_kept: list[str] = field(default_factory=list)  # prompts where an admin edit won over the file
+
+    def __str__(self) -> str:
+        text = (
+            f"Loaded {self.path}: {self.added} added, {self.updated} updated, "
+            f"{self.removed} removed, {self.unchanged} unchanged"
+        )
+        if self.admin_kept:
+            text += f"; {len(self.admin_kept)} admin edit(s) kept over the file"
+        return text
+
+
+def _where(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _problem(node: yaml.Node, message: str) -> Problem:
+    line, column = _where(node)
+    return Problem(line, column, message)
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def _scalar_text(node: yaml.Node) -> str:
+    # The text as the user wrote it: `yes:` stays "yes" and `42:` stays "42" instead of becoming
+    # True or 42, which would never equal a prompt and so would never match.
+    return node.value
+
+
+def _check_tags(node: yaml.Node, problems: list[Problem], seen: set[int]) -> None:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:  # aliases share nodes: visit each once, however often it is referenced
+            continue
+        seen.add(id(current))
+        if current.tag not in SAFE_TAGS:
+            problems.append(_problem(current, f"the tag {current.tag!r} is not allowed in a responses file"))
+        if isinstance(current, yaml.MappingNode):
+            for key, value in current.value:
+                stack.extend((key, value))
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+
+
+def parse_responses(text: str, path: str = "<string>") -> ParsedResponses:
+    """Parse and validate a responses file; raise ResponsesFileError naming every problem found."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
+        reason = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
+        raise ResponsesFileError(path, [Problem(line, column, f"invalid YAML: {reason}")]) from None
+    except yaml.YAMLError as exc:
+        raise ResponsesFileError(path, [Problem(0, 0, f"invalid YAML: {exc}")]) from None
+
+    if root is None:
+        raise ResponsesFileError(path, [Problem(0, 0, "the file is empty (expected a `responses:` section)")])
+    problems: list[Problem] = []
+    _check_tags(root, problems, set())
+    if problems:
+        raise ResponsesFileError(path, problems)
+    if not isinstance(root, yaml.MappingNode):
+        raise ResponsesFileError(path, [_problem(root, "the file must be a mapping with a `responses:` section")])
+
+    sections: dict[str, yaml.Node] = {}
+    for key, value in root.value:
+        name = _scalar_text(key) if isinstance(key, yaml.ScalarNode) else None
+        if name not in SECTIONS:
+            problems.append(_problem(key, f"unknown section {name!r} (expected one of: {', '.join(SECTIONS)})"))
+        elif name in sections:
+            problems.append(_problem(key, f"section {name!r} appears twice"))
+        else:
+            sections[name] = value
+    if "responses" not in sections:
+        problems.append(Problem(1, 1, "the file has no `responses:` section"))
+
+    entries = _parse_entries(sections.get("responses"), problems)
+    unknown_response = _parse_defaults(sections.get("defaults"), problems)
+    settings = _parse_settings(sections.get("settings"), problems)
+    if problems:
+        raise ResponsesFileError(path, problems)
+    return ParsedResponses(entries=entries, unknown_response=unknown_response, settings=settings)
+
+
+def _parse_entries(node: yaml.Node | None, problems: list[Problem]) -> dict[str, str]:
+    entries: dict[str, str] = {}
+    if node is None:
+        return entries
+    if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
+        return entries  # `responses:` with nothing under it: an empty set, said on purpose
+    if not isinstance(node, yaml.MappingNode):
+        problems.append(_problem(node, "`responses` must be a mapping of prompt: answer"))
+        return entries
+    first_line: dict[str, int] = {}
+    for key, value in node.value:
+        if not isinstance(key, yaml.ScalarNode):
+            problems.append(_problem(key, "a prompt must be a single string, not a list or a mapping"))
+            continue
+        if key.tag.endswith(":null") and key.style is None and key.value in ("", "~", "null", "Null", "NULL"):
+            problems.append(_problem(key, "a prompt is empty or null; quote it if you mean the text"))
+            continue
+        prompt = _scalar_text(key)
+        if prompt in first_line:
+            problems.append(
+                _problem(key, f"the prompt {_short(prompt)} appears twice (first on line {first_line[prompt]})")
+            )
+            continue
+        first_line[prompt] = _where(key)[0]
+        if not isinstance(value, yaml.ScalarNode):
+            problems.append(_problem(value, f"the answer to {_short(prompt)} must be a string"))
+            continue
+        if value.tag.endswith(":null") and value.style is None:
+            problems.append(
+                _problem(value, f"the answer to {_short(prompt)} is missing; write \"\" for an empty answer")
+            )
+            continue
+        entries[prompt] = _scalar_text(value)
+    return entries
+
+
+def _parse_defaults(node: yaml.Node | None, problems: list[Problem]) -> str | None:
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
+        return None
+    if not isinstance(node, yaml.MappingNode):
+        problems.append(_problem(node, "`defaults` must be a mapping (for example `unknown_response: ...`)"))
+        return None
+    unknown_response = None
+    for key, value in node.value:
+        name = _scalar_text(key) if isinstance(key, yaml.ScalarNode) else None
+        if name not in DEFAULTS_KEYS:
+            problems.append(_problem(key, f"unknown key {name!r} in `defaults` (expected: {', '.join(DEFAULTS_KEYS)})"))
+        elif not isinstance(value, yaml.ScalarNode) or (value.tag.endswith(":null") and value.style is None):
+            problems.append(_problem(value, "`defaults.unknown_response` must be a string"))
+        else:
+            unknown_response = _scalar_text(value)
+    return unknown_response
+
+
+def _parse_settings(node: yaml.Node | None, problems: list[Problem]) -> dict[str, Any] | None:
+    if node is None or (isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null")):
+        return None
+    if not isinstance(node, yaml.MappingNode):
+        problems.append(_problem(node, "`settings` must be a mapping"))
+        return None
+    constructor = yaml.SafeLoader("")
+    settings: dict[str, Any] = {}
+    for key, value in node.value:
+        if not isinstance(key, yaml.ScalarNode) or not isinstance(value, yaml.ScalarNode):
+            problems.append(_problem(key, "each setting must be `name: value` with a single value"))
+            continue
+        name = _scalar_text(key)
+        parsed = constructor.construct_object(value)
+        expected = KNOWN_SETTINGS.get(name)
+        if expected and (not isinstance(parsed, expected) or (bool not in expected and isinstance(parsed, bool))):
+            kinds = " or ".join("true/false" if t is bool else "a number" for t in expected)
+            problems.append(_problem(value, f"setting {name!r} must be {kinds}, not {value.value!r}"))
+            continue
+        if isinstance(parsed, (int, float, str, bool)) or parsed is None:
+            settings[name] = parsed
+        else:
+            settings[name] = value.value  # dates and such: keep the text
+    return settings
+
+
+def read_stable(path: Path, *, settle_seconds: float = 0.0, attempts: int = 5) -> str:
+    """Read a file; with settle_seconds, re-read until two reads agree (a writer may be mid-write)."""
+    import time
+
+    text = path.read_text(encoding="utf-8")
+    for _ in range(attempts if settle_seconds else 0):
+        time.sleep(settle_seconds)
+        again = path.read_text(encoding="utf-8")
+        if again == text:
+            return text
+        text = again
+    if settle_seconds:
+        raise ResponsesFileError(str(path), [Problem(0, 0, "the file kept changing while it was read")])
+    return text
+
+
+def load_responses_file(path: str | Path, *, settle_seconds: float = 0.0) -> LoadSummary:
+    """Validate the file at `path` and write it into the database in one transaction.
+
+    On any problem, raise ResponsesFileError, record it as the set's last error, and change nothing.
+    """
+    resolved = Path(path).expanduser().resolve()
+    try:
+        try:
+            text = read_stable(resolved, settle_seconds=settle_seconds)
+        except FileNotFoundError:
+            raise ResponsesFileError(str(resolved), [Problem(0, 0, "no such file")]) from None
+        except UnicodeDecodeError as exc:
+            raise ResponsesFileError(str(resolved), [Problem(0, 0, f"the file is not UTF-8 text ({exc.reason})")]) from None
+        except OSError as exc:
+            raise ResponsesFileError(str(resolved), [Problem(0, 0, f"cannot read the file: {exc.strerror}")]) from None
+        parsed = parse_responses(text, str(resolved))
+    except ResponsesFileError as exc:
+        record_load_error(exc)
+        raise
+    return write_responses(parsed, str(resolved))
+
+
+def record_load_error(exc: ResponsesFileError) -> None:
+    logger.error(
+        "responses file rejected; the last good answers stay in place",
+        extra={
+            "event": "load_failed",
+            "file": exc.path,
+            "line": exc.problems[0].line if exc.problems else 0,
+            "column": exc.problems[0].column if exc.problems else 0,
+            "problems": [p.describe(exc.path) for p in exc.problems[:MAX_ERRORS_SHOWN]],
+        },
+    )
+    ResponseSet.get()  # make sure the row exists
+    ResponseSet.objects.filter(pk=ResponseSet.SINGLETON_ID).update(
+        last_error=str(exc), last_error_at=timezone.now()
+    )
+
+
+def write_responses(parsed: ParsedResponses, source_file: str) -> LoadSummary:
+    """Bring the rows that came from `source_file` in line with `parsed`, in one transaction."""
+    summary = LoadSummary(path=source_file)
+    with transaction.atomic():
+        response_set, _ = ResponseSet.objects.select_for_update().get_or_create(pk=ResponseSet.SINGLETON_ID)
+        existing = {
+            row.prompt_digest: row
+            for row in CannedResponse.objects.only(
+                "id", "prompt", "prompt_digest", "answer", "source", "source_file", "file_answer"
+            )
+        }
+        to_create: list[CannedResponse] = []
+        to_update: list[CannedResponse] = []
+        note_file_answer: list[CannedResponse] = []
+        in_file: set[str] = set()
+        for prompt, answer in parsed.entries.items():
+            digest = digest_prompt(prompt)
+            in_file.add(digest)
+            row = existing.get(digest)
+            if row is None:
+                to_create.append(
+                    CannedResponse(
+                        prompt=prompt, prompt_digest=digest, answer=answer,
+                        source=Source.FILE, source_file=source_file,
+                    )
+                )
+            elif row.source == Source.FILE:
+                if row.answer != answer or row.source_file != source_file:
+                    row.answer, row.source_file = answer, source_file
+                    to_update.append(row)
+                else:
+                    summary.unchanged += 1
+            else:  # an admin row: the admin's answer stands; remember what the file says
+                if row.answer != answer:
+                    summary.admin_kept.append(prompt)
+                else:
+                    summary.unchanged += 1
+                if row.file_answer != answer or row.source_file != source_file:
+                    row.file_answer, row.source_file = answer, source_file
+                    note_file_answer.append(row)
+
+        to_delete = []
+        for digest, row in existing.items():
+            if digest in in_file or row.source_file != source_file:
+                continue
+            if row.source == Source.FILE:
+                to_delete.append(row.id)
+            elif row.file_answer is not None:
+                row.file_answer = None  # the file no longer mentions this admin row's prompt
+                note_file_answer.append(row)
+
+        now = timezone.now()
+        for row in to_update:
+            row.updated_at = now
+        CannedResponse.objects.bulk_create(to_create, batch_size=500)
+        CannedResponse.objects.bulk_update(to_update, ["answer", "source_file", "updated_at"], batch_size=500)
+        CannedResponse.objects.bulk_update(note_file_answer, ["file_answer", "source_file"], batch_size=500)
+        for start in range(0, len(to_delete), 500):
+            CannedResponse.objects.filter(id__in=to_delete[start : start + 500]).delete()
+        summary.added, summary.updated, summary.removed = len(to_create), len(to_update), len(to_delete)
+
+        if parsed.unknown_response is not None:
+            response_set.file_unknown_response = parsed.unknown_response
+            if response_set.unknown_response_source == Source.FILE:
+                response_set.unknown_response = parsed.unknown_response
+            elif response_set.unknown_response != parsed.unknown_response:
+                summary.admin_kept.append("(default answer)")
+        if parsed.settings is not None:
+            response_set.settings = parsed.settings
+        response_set.last_loaded_at = now
+        response_set.last_loaded_file = source_file
+        response_set.last_load_summary = str(summary)
+        response_set.last_error = ""
+        response_set.last_error_at = None
+        response_set.save(
+            update_fields=[
+                "unknown_response", "file_unknown_response", "settings", "last_loaded_at",
+                "last_loaded_file", "last_load_summary", "last_error", "last_error_at",
+            ]
+        )
+        bump_version()
+
+    logger.info(
+        str(summary),
+        extra={
+            "event": "responses_loaded", "file": source_file, "added": summary.added,
+            "updated": summary.updated, "removed": summary.removed, "unchanged": summary.unchanged,
+            "entries": len(parsed.entries),
+        },
+    )
+    for prompt in summary.admin_kept:
+        logger.warning(
+            "the admin's edit of this prompt was kept; the file's answer differs and was not applied "
+            "(run `python manage.py dumpresponses` to write the admin's answers back to the file)",
+            extra={"event": "admin_edit_kept", "file": source_file, "prompt": prompt[:200]},
+        )
+    return summary

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from responses_app.loading import ResponsesFileError, load_responses_file
+
+
+class Command(BaseCommand):
+    help = (
+        "Load a responses file (the original server's responses.yml format) into the database. "
+        "The whole file is checked first and written in one transaction; rows typed in the admin are never changed."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "path", nargs="?", default=None,
+            help="the YAML file to load (default: MOCKLLM_RESPONSES_FILE, now %s)" % settings.MOCKLLM_RESPONSES_FILE,
+        )
+
+    def handle(self, *args: Any, path: str | None, **options: Any) -> None:
+        try:
+            summary = load_responses_file(path or settings.MOCKLLM_RESPONSES_FILE)
+        except ResponsesFileError as exc:
+            raise CommandError(f"Nothing was loaded; the file has problems:\n{exc}") from None
+        self.stdout.write(str(summary))
+        for prompt in summary.admin_kept:
+            self.stderr.write(
+                f"  kept the admin's answer for {prompt[:60]!r}: it differs from the file "
+                "(`python manage.py dumpresponses` writes the admin's answers back to YAML)"
+            )

@@ -1,0 +1,138 @@
+"""Async-native middleware: the JSON access log, and the provider error shape as a last resort."""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any, Callable
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+
+from .errors import error_response
+from .providers.common import new_request_id
+
+access_logger = logging.getLogger("mockllm.access")
+
+
+class _Middleware:
+    """Runs natively in both modes, so it never costs a thread hop under ASGI."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.is_async:
+            return self.__acall__(request)
+        early = self.before(request)
+        return self.after(request, early if early is not None else self.get_response(request))
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        early = self.before(request)
+        if early is not None:
+            return self.after(request, early)
+        return self.after(request, await self.get_response(request))
+
+    def before(self, request: HttpRequest) -> HttpResponseBase | None:
+        return None
+
+    def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        return response
+
+
+class AccessLogMiddleware(_Middleware):
+    """One JSON line per request, written when the answer is complete (for streams: when they end).
+
+    Views add what they know (provider, model, match, stream end) to `request.log_fields`.
+    Prompt and answer texts are not logged.
+    """
+
+    def before(self, request: HttpRequest) -> None:
+        request.started_at = time.perf_counter()
+        request.request_id = new_request_id()
+        request.log_fields = {}
+        return None
+
+    def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        if request.path.startswith("/v1"):
+            response["x-request-id"] = request.request_id  # what openai-python reads
+            response["request-id"] = request.request_id  # what anthropic-python reads
+        if response.streaming and getattr(response, "is_async", False):
+            response.streaming_content = self._log_when_done(request, response, response.streaming_content)
+        else:
+            self._log(request, response)
+        return response
+
+    async def _log_when_done(self, request: HttpRequest, response: HttpResponseBase, content: Any) -> AsyncIterator[bytes]:
+        try:
+            async for part in content:
+                yield part
+        finally:
+            request.log_fields.setdefault("stream_end", "client_disconnected")
+            self._log(request, response)
+
+    def _log(self, request: HttpRequest, response: HttpResponseBase) -> None:
+        if not access_logger.isEnabledFor(logging.INFO):
+            return
+        status = response.status_code
+        access_logger.log(
+            logging.WARNING if status >= 500 else logging.INFO,
+            "%s %s %s", request.method, request.path, status,
+            extra={
+                "event": "request",
+                "request_id": request.request_id,
+                "method": request.method,
+                "path": request.path,
+                "status": status,
+                "duration_ms": round((time.perf_counter() - request.started_at) * 1000, 2),
+                **request.log_fields,
+            },
+        )
+
+
+class ProviderErrorMiddleware(_Middleware):
+    """For /v1/: refuse oversized bodies early, and turn any non-JSON error page into the provider's shape.
+
+    Views and DRF's exception handler already answer in the provider's shape; this catches what
+    happens outside them (an unmatched URL or an error page Django renders itself, in DEBUG too).
+    """
+
+    def before(self, request: HttpRequest) -> HttpResponse | None:
+        wanted = request.META.get("HTTP_X_MOCK_STATUS")
+        if wanted is not None:
+            return self._requested_error(request, wanted.strip())
+        length = request.META.get("CONTENT_LENGTH")
+        if length and length.isdigit() and int(length) > settings.MOCKLLM_MAX_BODY_BYTES:
+            return error_response(
+                request, 413,
+                f"The request body is {int(length)} bytes; this server accepts at most "
+                f"{settings.MOCKLLM_MAX_BODY_BYTES} (MOCKLLM_MAX_BODY_BYTES).",
+            )
+        return None
+
+    @staticmethod
+    def _requested_error(request: HttpRequest, wanted: str) -> HttpResponse:
+        """`X-Mock-Status: 429` answers with that error, in the provider's shape, whatever the body."""
+        if not wanted.isdigit() or not 400 <= int(wanted) <= 599:
+            return error_response(request, 400, f"X-Mock-Status must be an error status from 400 to 599; got {wanted!r}.")
+        status = int(wanted)
+        request.log_fields["mock_status"] = status
+        return error_response(request, status, f"Mock error {status} requested with the X-Mock-Status header.")
+
+    def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        if response.status_code < 400 or response.get("Content-Type", "").startswith("application/json"):
+            return response
+        status = response.status_code
+        message = {
+            404: f"Unknown request URL: {request.method} {request.path}.",
+            400: "The request was rejected as malformed.",
+            413: "The request body is larger than this server accepts (MOCKLLM_MAX_BODY_BYTES).",
+        }.get(status, "The server had an error while processing your request." if status >= 500 else response.reason_phrase)
+        return error_response(request, status, message)

@@ -1,0 +1,141 @@
+"""What both wire formats share: the request error type, JSON parsing and small validators."""
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from rest_framework.exceptions import APIException
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser
+
+
+class APIError(APIException):
+    """An error answered in the provider's error shape with this status, message and param."""
+
+    def __init__(
+        self, status: int, message: str, *, param: str | None = None, code: str | None = None,
+        error_type: str | None = None,
+    ) -> None:
+        super().__init__(detail=message)
+        self.status_code = status
+        self.message = message
+        self.param = param
+        self.code = code
+        self.error_type = error_type
+
+
+def invalid(message: str, param: str | None = None) -> APIError:
+    return APIError(400, message, param=param)
+
+
+class JSONBodyParser(BaseParser):
+    """Parses the body with orjson; any failure is a 400 that says what was wrong."""
+
+    media_type = "application/json"
+
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> dict:
+        raw = stream.read() if stream is not None else b""
+        if not raw.strip():
+            raise invalid("The request body is empty; send a JSON object.")
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise invalid(f"The request body is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise invalid(f"The request body must be a JSON object, not {json_type(data)}.")
+        return data
+
+
+class IgnoreAcceptNegotiation(BaseContentNegotiation):
+    """Always JSON: clients send `Accept: application/json` even for streams, and some send nothing."""
+
+    def select_parser(self, request: Any, parsers: list) -> Any:
+        for parser in parsers:
+            if parser.media_type == "application/json":
+                return parser
+        return None
+
+    def select_renderer(self, request: Any, renderers: list, format_suffix: str | None = None) -> tuple:
+        return renderers[0], renderers[0].media_type
+
+
+def read_json_body(request: Any) -> dict:
+    """The request's JSON object; 415 unless the body is declared as JSON."""
+    content_type = request.content_type or ""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        shown = repr(content_type) if content_type else "none"
+        raise APIError(415, f"Content-Type must be application/json (got {shown}).", code="unsupported_media_type")
+    data = request.data
+    if not isinstance(data, dict):  # a JSON body with no bytes at all reaches here as an empty dict
+        raise invalid("The request body must be a JSON object.")
+    return data
+
+
+def json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def require_str(data: dict, key: str, param: str | None = None) -> str:
+    value = data.get(key)
+    if value is None:
+        raise invalid(f"`{param or key}` is required.", param or key)
+    if not isinstance(value, str):
+        raise invalid(f"`{param or key}` must be a string, not {json_type(value)}.", param or key)
+    return value
+
+
+def optional_bool(data: dict, key: str, param: str | None = None) -> bool:
+    value = data.get(key)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise invalid(f"`{param or key}` must be a boolean (true or false), not {json_type(value)}.", param or key)
+    return value
+
+
+def optional_int(data: dict, key: str, *, minimum: int, maximum: int | None = None, required: bool = False) -> int | None:
+    value = data.get(key)
+    if value is None:
+        if required:
+            raise invalid(f"`{key}` is required.", key)
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise invalid(f"`{key}` must be an integer, not {json_type(value)}.", key)
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"at least {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise invalid(f"`{key}` must be {bounds}; got {value}.", key)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseIds:
+    """The ids and timestamp one answer carries, the same on every chunk of a stream."""
+
+    response_id: str
+    created: int
+
+
+def new_ids(prefix: str, length: int = 24) -> ResponseIds:
+    return ResponseIds(prefix + secrets.token_hex(length // 2), int(time.time()))
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value)

@@ -1,0 +1,21 @@
+"""Keep the digest and version right for rows written by `loaddata`, which bypasses Model.save()."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models.signals import post_save, pre_save
+from django.dispatch import receiver
+
+from .index import bump_version
+from .models import CannedResponse, digest_prompt
+
+
+@receiver(pre_save, sender=CannedResponse)
+def set_prompt_digest(sender: type, instance: CannedResponse, raw: bool, **kwargs: Any) -> None:
+    instance.prompt_digest = digest_prompt(instance.prompt)
+
+
+@receiver(post_save, sender=CannedResponse)
+def note_fixture_change(sender: type, instance: CannedResponse, raw: bool, **kwargs: Any) -> None:
+    if raw:  # loaddata: Model.save() did not run, so nothing else bumped the version
+        bump_version()

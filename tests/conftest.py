@@ -1,0 +1,152 @@
+"""Shared fixtures: real server processes on free ports, and the services the shared mode uses."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
+# .ci/run sets this: there, a test that needs PostgreSQL fails instead of being left out.
+REQUIRE_SERVICES = os.environ.get("MOCKLLM_REQUIRE_SERVICES") == "1"
+POSTGRES_URL = os.environ.get("MOCKLLM_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def manage(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=check, timeout=120,
+    )
+
+
+@dataclass
+class Server:
+    """A mockllm server process with its own database and responses file."""
+
+    workdir: Path
+    env: dict[str, str]
+    port: int = 0
+    process: subprocess.Popen | None = None
+    log_path: Path = field(default=Path())
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def responses_file(self) -> Path:
+        return Path(self.env["MOCKLLM_RESPONSES_FILE"])
+
+    def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return manage(self.env, *args, check=check)
+
+    def start(self, *, daphne: bool = False) -> "Server":
+        """Serve with `manage.py runserver --noreload`, or with the production command when daphne=True."""
+        self.port = free_port()
+        self.log_path = self.workdir / f"server-{self.port}.log"
+        if daphne:
+            argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "mockllm_site.asgi:application"]
+        else:
+            argv = [sys.executable, str(ROOT / "manage.py"), "runserver", "--noreload", f"127.0.0.1:{self.port}"]
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"server did not start:\n{self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+
+def make_server(workdir: Path, *, database_url: str | None = None, responses: str | None = None, **env: str) -> Server:
+    """A migrated, loaded (not yet started) server in `workdir`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    responses_file = workdir / "responses.yml"
+    if responses is None:
+        shutil.copy(FIXTURES / "responses.yml", responses_file)
+    else:
+        responses_file.write_text(responses)
+    full_env = {
+        **os.environ,
+        "DATABASE_URL": database_url or f"sqlite:///{workdir / 'db.sqlite3'}",
+        "MOCKLLM_RESPONSES_FILE": str(responses_file),
+        "MOCKLLM_LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+        **env,
+    }
+    full_env.pop("DJANGO_SETTINGS_MODULE", None)
+    server = Server(workdir=workdir, env=full_env)
+    server.manage("migrate", "--noinput")
+    server.manage("loadresponses", str(responses_file))
+    return server
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory):
+    """One running server with the default responses, shared by the read-only HTTP tests."""
+    srv = make_server(tmp_path_factory.mktemp("server")).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def new_server(tmp_path: Path):
+    """Start a server of the test's own: new_server(responses=..., **env)."""
+    started: list[Server] = []
+
+    def start(*, daphne: bool = False, **kwargs: str) -> Server:
+        srv = make_server(tmp_path / f"s{len(started)}", **kwargs).start(daphne=daphne)
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()
+
+
+def postgres_available() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL.replace("postgres://", "postgresql://"), connect_timeout=3):
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    if postgres_available():
+        return POSTGRES_URL
+    if REQUIRE_SERVICES:
+        pytest.fail(f"PostgreSQL is required here (MOCKLLM_REQUIRE_SERVICES=1) but {POSTGRES_URL} does not answer")
+    pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} (start it to run this test)")
