@@ -189,7 +189,7 @@ MOCKLLM_MAX_BODY_BYTES = env_int("MOCKLLM_MAX_BODY_BYTES", 10 * 1024 * 1024, min
 DATA_UPLOAD_MAX_MEMORY_SIZE = MOCKLLM_MAX_BODY_BYTES
 
 REST_FRAMEWORK = {
-    "DEFAULT_PARSER_CLASSES": ["responses_app.providers.common.JSONBodyParser"],
+    "DEFAULT_PARSER_CLASSES": [],  # views read the body themselves (providers.common.read_json_body)
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "responses_app.providers.common.IgnoreAcceptNegotiation",
     "DEFAULT_AUTHENTICATION_CLASSES": [],

@@ -127,8 +127,14 @@ class ProviderErrorMiddleware(_Middleware):
         return error_response(request, status, f"Mock error {status} requested with the X-Mock-Status header.")
 
     def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
-        if response.status_code < 400 or response.get("Content-Type", "").startswith("application/json"):
-            return response
+        if response.status_code >= 400 and not response.get("Content-Type", "").startswith("application/json"):
+            response = self._replacement(request, response)
+        if not response.streaming:  # a plain body, not chunked: as the real APIs send it
+            response["Content-Length"] = str(len(response.content))
+        return response
+
+    @staticmethod
+    def _replacement(request: HttpRequest, response: HttpResponseBase) -> HttpResponse:
         status = response.status_code
         message = {
             404: f"Unknown request URL: {request.method} {request.path}.",

@@ -150,3 +150,13 @@ def postgres_url() -> str:
     if REQUIRE_SERVICES:
         pytest.fail(f"PostgreSQL is required here (MOCKLLM_REQUIRE_SERVICES=1) but {POSTGRES_URL} does not answer")
     pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} (start it to run this test)")
+
+
+@pytest.fixture(autouse=True)
+def fresh_response_index():
+    """Tests share one process: start each with an index that is rebuilt on first use."""
+    from responses_app.index import response_index
+
+    response_index.mark_stale()
+    yield
+    response_index.mark_stale()

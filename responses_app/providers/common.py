@@ -1,4 +1,4 @@
-"""What both wire formats share: the request error type, JSON parsing and small validators."""
+"""What both wire formats share: the request error type, body parsing and small validators."""
 from __future__ import annotations
 
 import secrets
@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from django.conf import settings
 from rest_framework.exceptions import APIException
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.parsers import BaseParser
 
 
 class APIError(APIException):
@@ -31,48 +31,47 @@ def invalid(message: str, param: str | None = None) -> APIError:
     return APIError(400, message, param=param)
 
 
-class JSONBodyParser(BaseParser):
-    """Parses the body with orjson; any failure is a 400 that says what was wrong."""
-
-    media_type = "application/json"
-
-    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> dict:
-        raw = stream.read() if stream is not None else b""
-        if not raw.strip():
-            raise invalid("The request body is empty; send a JSON object.")
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise invalid(f"The request body is not valid JSON: {exc}") from None
-        if not isinstance(data, dict):
-            raise invalid(f"The request body must be a JSON object, not {json_type(data)}.")
-        return data
+def parse_json_object(raw: bytes) -> dict:
+    """The JSON object in a request body; any failure is a 400 that says what was wrong."""
+    if not raw.strip():
+        raise invalid("The request body is empty; send a JSON object.")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise invalid(f"The request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise invalid(f"The request body must be a JSON object, not {json_type(data)}.")
+    return data
 
 
 class IgnoreAcceptNegotiation(BaseContentNegotiation):
     """Always JSON: clients send `Accept: application/json` even for streams, and some send nothing."""
 
     def select_parser(self, request: Any, parsers: list) -> Any:
-        for parser in parsers:
-            if parser.media_type == "application/json":
-                return parser
-        return None
+        return parsers[0] if parsers else None
 
     def select_renderer(self, request: Any, renderers: list, format_suffix: str | None = None) -> tuple:
         return renderers[0], renderers[0].media_type
 
 
 def read_json_body(request: Any) -> dict:
-    """The request's JSON object; 415 unless the body is declared as JSON."""
+    """The request's JSON object; 415 unless the body is declared as JSON, 413 when it is too big.
+
+    The body is read directly rather than through DRF's request.data, which treats a body sent
+    without Content-Length (chunked) as empty.
+    """
     content_type = request.content_type or ""
     media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         shown = repr(content_type) if content_type else "none"
         raise APIError(415, f"Content-Type must be application/json (got {shown}).", code="unsupported_media_type")
-    data = request.data
-    if not isinstance(data, dict):  # a JSON body with no bytes at all reaches here as an empty dict
-        raise invalid("The request body must be a JSON object.")
-    return data
+    raw = request._request.body
+    if len(raw) > settings.MOCKLLM_MAX_BODY_BYTES:
+        raise APIError(
+            413, f"The request body is {len(raw)} bytes; this server accepts at most "
+            f"{settings.MOCKLLM_MAX_BODY_BYTES} (MOCKLLM_MAX_BODY_BYTES).",
+        )
+    return parse_json_object(raw)
 
 
 def json_type(value: Any) -> str:

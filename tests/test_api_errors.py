@@ -1,0 +1,156 @@
+"""Every bad request gets the right status in its provider's error shape, and the connection survives."""
+import http.client
+import json
+
+import pytest
+
+OPENAI = "/v1/chat/completions"
+ANTHROPIC = "/v1/messages"
+GOOD_OPENAI = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
+GOOD_ANTHROPIC = {"model": "c", "max_tokens": 16, "messages": [{"role": "user", "content": "hello"}]}
+JSON = {"Content-Type": "application/json"}
+
+
+def body(value) -> bytes:
+    return value if isinstance(value, bytes) else json.dumps(value).encode()
+
+
+def with_(base: dict, **changes) -> dict:
+    return {**base, **changes}
+
+
+# (name, method, path, headers, body, status, param or None, words in the message)
+CASES = [
+    ("malformed json", "POST", OPENAI, JSON, b'{"model": ', 400, None, "not valid JSON"),
+    ("invalid utf-8", "POST", OPENAI, JSON, b'{"model": "\xff\xfe"}', 400, None, "not valid JSON"),
+    ("json array", "POST", OPENAI, JSON, b"[1, 2]", 400, None, "must be a JSON object"),
+    ("empty body", "POST", OPENAI, JSON, b"", 400, None, "body is empty"),
+    ("text/plain", "POST", OPENAI, {"Content-Type": "text/plain"}, body(GOOD_OPENAI), 415, None, "application/json"),
+    ("no content type", "POST", OPENAI, {}, body(GOOD_OPENAI), 415, None, "application/json"),
+    ("missing model", "POST", OPENAI, JSON, body({"messages": GOOD_OPENAI["messages"]}), 400, "model", "required"),
+    ("model not a string", "POST", OPENAI, JSON, body(with_(GOOD_OPENAI, model=3)), 400, "model", "must be a string"),
+    ("missing messages", "POST", OPENAI, JSON, body({"model": "m"}), 400, "messages", "required"),
+    ("empty messages", "POST", OPENAI, JSON, body(with_(GOOD_OPENAI, messages=[])), 400, "messages", "non-empty"),
+    ("bad role", "POST", OPENAI, JSON, body(with_(GOOD_OPENAI, messages=[{"role": "robot", "content": "x"}])),
+     400, "messages[0].role", "must be one of"),
+    ("content a number", "POST", OPENAI, JSON, body(with_(GOOD_OPENAI, messages=[{"role": "user", "content": 5}])),
+     400, "messages[0].content", "string or an array"),
+    ("stream as a string", "POST", OPENAI, JSON, body(with_(GOOD_OPENAI, stream="true")), 400, "stream", "boolean"),
+    ("n zero", "POST", OPENAI, JSON, body(with_(GOOD_OPENAI, n=0)), 400, "n", "between 1 and 128"),
+    ("max_tokens negative", "POST", OPENAI, JSON, body(with_(GOOD_OPENAI, max_tokens=-5)), 400, "max_tokens", "at least 1"),
+    ("max_tokens a string", "POST", OPENAI, JSON, body(with_(GOOD_OPENAI, max_tokens="10")), 400, "max_tokens", "integer"),
+    ("wrong method", "GET", OPENAI, {}, None, 405, None, "not allowed"),
+    ("unknown route", "POST", "/v1/nothing/here", JSON, body(GOOD_OPENAI), 404, None, "Unknown request URL"),
+    ("bare /v1", "GET", "/v1", {}, None, 404, None, "Unknown request URL"),
+    ("mock status", "POST", OPENAI, {**JSON, "X-Mock-Status": "429"}, body(GOOD_OPENAI), 429, None, "X-Mock-Status"),
+    ("bad mock status", "POST", OPENAI, {**JSON, "X-Mock-Status": "teapot"}, body(GOOD_OPENAI), 400, None, "X-Mock-Status"),
+    ("anthropic malformed json", "POST", ANTHROPIC, JSON, b"{nope", 400, None, "not valid JSON"),
+    ("anthropic max_tokens missing", "POST", ANTHROPIC, JSON, body({"model": "c", "messages": GOOD_ANTHROPIC["messages"]}),
+     400, "max_tokens", "required"),
+    ("anthropic system role in messages", "POST", ANTHROPIC, JSON,
+     body(with_(GOOD_ANTHROPIC, messages=[{"role": "system", "content": "x"}])), 400, "messages.0.role", "user"),
+    ("anthropic missing content", "POST", ANTHROPIC, JSON,
+     body(with_(GOOD_ANTHROPIC, messages=[{"role": "user"}])), 400, "messages.0.content", "required"),
+    ("anthropic bad system", "POST", ANTHROPIC, JSON, body(with_(GOOD_ANTHROPIC, system=7)), 400, "system", "string or an array"),
+    ("anthropic wrong method", "GET", ANTHROPIC, {"anthropic-version": "2023-06-01"}, None, 405, None, "not allowed"),
+    ("anthropic wrong content type", "POST", ANTHROPIC, {"Content-Type": "application/xml"}, b"<x/>", 415, None,
+     "application/json"),
+    ("anthropic unknown route", "POST", "/v1/messages/nope", JSON, body(GOOD_ANTHROPIC), 404, None, "Unknown request URL"),
+    ("anthropic-version picks the shape", "GET", "/v1/unknown", {"anthropic-version": "2023-06-01"}, None, 404, None, ""),
+    ("anthropic overloaded", "POST", ANTHROPIC, {**JSON, "X-Mock-Status": "529"}, body(GOOD_ANTHROPIC), 529, None, ""),
+]
+
+
+def is_anthropic(path: str, headers: dict) -> bool:
+    return path.startswith("/v1/messages") or "anthropic-version" in headers
+
+
+def assert_provider_error(path, headers, response, payload, status, param, words):
+    assert response.status == status, payload
+    assert response.getheader("Content-Type") == "application/json"
+    assert response.getheader("x-request-id", "").startswith("req_")
+    data = json.loads(payload)
+    if is_anthropic(path, headers):
+        assert data["type"] == "error" and set(data["error"]) == {"type", "message"}
+        assert data["request_id"] == response.getheader("request-id")
+        expected_type = {400: "invalid_request_error", 404: "not_found_error", 405: "invalid_request_error",
+                         415: "invalid_request_error", 413: "request_too_large", 529: "overloaded_error"}[status]
+        assert data["error"]["type"] == expected_type
+        message = data["error"]["message"]
+    else:
+        assert set(data) == {"error"} and set(data["error"]) == {"message", "type", "param", "code"}
+        assert data["error"]["param"] == param
+        message = data["error"]["message"]
+    assert isinstance(message, str) and message and words in message
+
+
+@pytest.mark.parametrize(("name", "method", "path", "headers", "payload", "status", "param", "words"), CASES,
+                         ids=[case[0] for case in CASES])
+def test_bad_request_gets_provider_shaped_error(server, name, method, path, headers, payload, status, param, words):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request(method, path, body=payload, headers=headers)
+    response = connection.getresponse()
+    assert_provider_error(path, headers, response, response.read(), status, param, words)
+    connection.close()
+
+
+def test_the_connection_survives_every_error(server):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.connect()
+    sock = connection.sock
+    for _, method, path, headers, payload, status, *_ in CASES:
+        connection.request(method, path, body=payload, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        assert response.status == status
+        assert connection.sock is sock, f"connection was closed after {method} {path} -> {status}"
+    connection.request("POST", OPENAI, body=body(GOOD_OPENAI), headers=JSON)
+    response = connection.getresponse()
+    assert response.status == 200 and json.loads(response.read())["choices"][0]["message"]["content"]
+    assert connection.sock is sock
+
+
+def test_a_body_over_the_limit_is_413_in_each_shape(new_server):
+    srv = new_server(MOCKLLM_MAX_BODY_BYTES="2048")
+    big_openai = body(with_(GOOD_OPENAI, messages=[{"role": "user", "content": "x" * 5000}]))
+    big_anthropic = body(with_(GOOD_ANTHROPIC, messages=[{"role": "user", "content": "x" * 5000}]))
+    connection = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    for path, payload in ((OPENAI, big_openai), (ANTHROPIC, big_anthropic)):
+        connection.request("POST", path, body=payload, headers=JSON)
+        response = connection.getresponse()
+        assert_provider_error(path, JSON, response, response.read(), 413, None, "MOCKLLM_MAX_BODY_BYTES")
+    # Without a Content-Length (chunked), the limit still holds.
+    connection.request("POST", OPENAI, body=iter([big_openai[:3000], big_openai[3000:]]), headers=JSON,
+                       encode_chunked=True)
+    response = connection.getresponse()
+    assert_provider_error(OPENAI, JSON, response, response.read(), 413, None, "MOCKLLM_MAX_BODY_BYTES")
+    connection.request("POST", OPENAI, body=body(GOOD_OPENAI), headers=JSON)
+    assert connection.getresponse().status == 200
+
+
+def test_an_unexpected_error_is_a_logged_500_in_the_provider_shape(client, monkeypatch, caplog, db):
+    from responses_app import views
+
+    def broken():
+        raise RuntimeError("index exploded")
+
+    monkeypatch.setattr(views.response_index, "current", broken)
+    with caplog.at_level("ERROR", logger="mockllm.errors"):
+        response = client.post(OPENAI, GOOD_OPENAI, content_type="application/json")
+        anthropic_response = client.post(ANTHROPIC, GOOD_ANTHROPIC, content_type="application/json")
+    assert response.status_code == 500
+    assert response.json()["error"]["type"] == "server_error"
+    assert "index exploded" not in response.content.decode()  # no traceback leaks to the client
+    assert anthropic_response.status_code == 500
+    assert anthropic_response.json()["error"]["type"] == "api_error"
+    record = next(r for r in caplog.records if r.name == "mockllm.errors")
+    assert record.exc_info and "index exploded" in str(record.exc_info[1])
+
+
+def test_a_chunked_body_without_content_length_is_read(server):
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    payload = body({"model": "m", "messages": [{"role": "user", "content": "what is 2+2?"}]})
+    connection.request("POST", OPENAI, body=iter([payload[:10], payload[10:]]), headers=JSON, encode_chunked=True)
+    response = connection.getresponse()
+    assert response.status == 200
+    assert json.loads(response.read())["choices"][0]["message"]["content"] == "2+2 equals 9."

@@ -1,0 +1,64 @@
+"""Delivering SSE events: batching, how a stream ended, and a client that goes away."""
+import asyncio
+import json
+import socket
+import time
+
+from responses_app.sse import BATCH_BYTES, deliver
+
+
+def collect(events, log_fields):
+    async def run():
+        return [part async for part in deliver(events, log_fields=log_fields, error_event=lambda m: b"ERR " + m.encode())]
+
+    return asyncio.run(run())
+
+
+def test_events_are_batched_and_the_end_is_recorded():
+    events = [b"data: %d\n\n" % i for i in range(10_000)]
+    log = {}
+    parts = collect(iter(events), log)
+    assert b"".join(parts) == b"".join(events)
+    assert 1 < len(parts) <= len(b"".join(events)) // BATCH_BYTES + 1
+    assert log["stream_end"] == "completed"
+
+
+def test_an_error_mid_stream_ends_with_the_providers_error_event():
+    def events():
+        yield b"data: 1\n\n"
+        raise RuntimeError("boom")
+
+    log = {}
+    parts = collect(events(), log)
+    assert b"".join(parts).startswith(b"data: 1\n\nERR ")
+    assert log["stream_end"] == "error"
+
+
+def test_a_client_that_disconnects_stops_the_stream(new_server):
+    long_answer = "x" * 400_000
+    srv = new_server(responses=f'responses:\n  "long": "{long_answer}"\n')
+    request = json.dumps({"model": "disconnect-check", "stream": True,
+                          "messages": [{"role": "user", "content": "long"}]}).encode()
+    with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(request) + request)
+        assert b"200 OK" in sock.recv(4096)
+    deadline = time.monotonic() + 10
+    entry = None
+    while time.monotonic() < deadline and entry is None:
+        for line in srv.log().splitlines():
+            if line.startswith("{") and '"disconnect-check"' in line:
+                entry = json.loads(line)
+        time.sleep(0.05)
+    assert entry is not None, srv.log()
+    assert entry["stream_end"] == "client_disconnected"
+    assert "Task was destroyed" not in srv.log()
+    # and the server goes on answering
+    with socket.create_connection(("127.0.0.1", srv.port)) as sock:
+        ok = json.dumps({"model": "m", "messages": [{"role": "user", "content": "long"}]}).encode()
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(ok) + ok)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert b"200 OK" in data and long_answer.encode() in data
