@@ -3,6 +3,7 @@
 Run it with `python manage.py runserver` (daphne's) or `daphne mockllm_site.asgi:application`.
 """
 import os
+import sys
 
 from django.core.asgi import get_asgi_application
 
@@ -16,3 +17,18 @@ from responses_app.handlers import APIHandler, route_http  # noqa: E402
 api_application = APIHandler()
 
 application = ProtocolTypeRouter({"http": route_http(api_application, site_application)})
+
+
+def _hot_reload_wanted() -> bool:
+    from django.conf import settings
+
+    if settings.MOCKLLM_HOT_RELOAD is not None:
+        return settings.MOCKLLM_HOT_RELOAD
+    # runserver imports this module only in the process that serves, never in the autoreloader's parent.
+    return len(sys.argv) > 1 and sys.argv[1] == "runserver"
+
+
+if _hot_reload_wanted():
+    from responses_app.watcher import start_watcher
+
+    start_watcher()

@@ -18,7 +18,7 @@ def env_str(name: str, default: str) -> str:
     return os.environ.get(name, default)
 
 
-def env_bool(name: str, default: bool) -> bool:
+def env_bool(name: str, default: bool | None) -> bool | None:
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -199,7 +199,19 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "responses_app.errors.provider_exception_handler",
 }
 
-MOCKLLM_RESPONSES_FILE = Path(env_str("MOCKLLM_RESPONSES_FILE", str(BASE_DIR / "responses.yml"))).resolve()
+# One file, or several separated by ":" (os.pathsep, as in PATH); the first is the main one.
+MOCKLLM_RESPONSES_FILES = [
+    Path(item).expanduser().resolve()
+    for item in env_str("MOCKLLM_RESPONSES_FILE", str(BASE_DIR / "responses.yml")).split(os.pathsep)
+    if item.strip()
+]
+if not MOCKLLM_RESPONSES_FILES:
+    raise ImproperlyConfigured("MOCKLLM_RESPONSES_FILE names no file")
+MOCKLLM_RESPONSES_FILE = MOCKLLM_RESPONSES_FILES[0]
+# Watch the responses files and load every save. Unset: on under `manage.py runserver`, off in other
+# server processes (run `manage.py watchresponses` beside them). 1/0 forces it on or off.
+MOCKLLM_HOT_RELOAD = env_bool("MOCKLLM_HOT_RELOAD", None)  # type: ignore[arg-type]
+MOCKLLM_RELOAD_DEBOUNCE_SECONDS = env_float("MOCKLLM_RELOAD_DEBOUNCE_SECONDS", 0.3, minimum=0.0)
 MOCKLLM_LOG_LEVEL = env_str("MOCKLLM_LOG_LEVEL", "INFO").upper()
 if MOCKLLM_LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
     raise ImproperlyConfigured(f"MOCKLLM_LOG_LEVEL={MOCKLLM_LOG_LEVEL!r} is not a logging level")

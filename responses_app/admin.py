@@ -36,6 +36,22 @@ class CannedResponseAdmin(admin.ModelAdmin):
     def differs_from_file(self, obj: CannedResponse) -> bool:
         return obj.conflicts_with_file
 
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        state = ResponseSet.get()
+        if state.last_error:
+            messages.error(
+                request,
+                f"The last save of the responses file was rejected ({state.last_error_at:%Y-%m-%d %H:%M:%S}); "
+                f"the answers from before it are still served. {state.last_error}",
+            )
+        elif state.last_loaded_at:
+            messages.info(
+                request,
+                f"{state.last_load_summary} at {state.last_loaded_at:%Y-%m-%d %H:%M:%S %Z}. "
+                f"{CannedResponse.objects.count()} canned responses are served.",
+            )
+        return super().changelist_view(request, extra_context)
+
     def save_model(self, request: HttpRequest, obj: CannedResponse, form: Any, change: bool) -> None:
         if change and obj.source == Source.FILE and form.changed_data:
             # The admin's edit wins from now on: a load never overwrites an admin row.
@@ -60,10 +76,14 @@ class ResponseSetAdmin(admin.ModelAdmin):
 
     fields = (
         "unknown_response", "unknown_response_source", "file_unknown_response", "settings", "version",
-        "last_loaded_at", "last_loaded_file", "last_load_summary", "last_error", "last_error_at",
+        "last_loaded_at", "last_loaded_file", "last_load_summary", "entries", "last_error", "last_error_at",
     )
     readonly_fields = fields[1:]
-    list_display = ("__str__", "last_loaded_at", "last_loaded_file", "has_error")
+    list_display = ("__str__", "last_loaded_at", "last_loaded_file", "entries", "has_error")
+
+    @admin.display(description="entries served")
+    def entries(self, obj: ResponseSet) -> int:
+        return CannedResponse.objects.count()
 
     @admin.display(description="last load failed", boolean=True)
     def has_error(self, obj: ResponseSet) -> bool:

@@ -7,6 +7,7 @@ nothing and a request never sees half of an old file and half of a new one.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -238,8 +239,6 @@ def _parse_settings(node: yaml.Node | None, problems: list[Problem]) -> dict[str
 
 def read_stable(path: Path, *, settle_seconds: float = 0.0, attempts: int = 5) -> str:
     """Read a file; with settle_seconds, re-read until two reads agree (a writer may be mid-write)."""
-    import time
-
     text = path.read_text(encoding="utf-8")
     for _ in range(attempts if settle_seconds else 0):
         time.sleep(settle_seconds)
@@ -252,6 +251,19 @@ def read_stable(path: Path, *, settle_seconds: float = 0.0, attempts: int = 5) -
     return text
 
 
+def read_responses_file(path: Path, *, settle_seconds: float = 0.0) -> tuple[str, ParsedResponses]:
+    """Read and validate a responses file; ResponsesFileError says what is wrong with it."""
+    try:
+        text = read_stable(path, settle_seconds=settle_seconds)
+    except FileNotFoundError:
+        raise ResponsesFileError(str(path), [Problem(0, 0, "no such file")]) from None
+    except UnicodeDecodeError as exc:
+        raise ResponsesFileError(str(path), [Problem(0, 0, f"the file is not UTF-8 text ({exc.reason})")]) from None
+    except OSError as exc:
+        raise ResponsesFileError(str(path), [Problem(0, 0, f"cannot read the file: {exc.strerror}")]) from None
+    return text, parse_responses(text, str(path))
+
+
 def load_responses_file(path: str | Path, *, settle_seconds: float = 0.0) -> LoadSummary:
     """Validate the file at `path` and write it into the database in one transaction.
 
@@ -259,19 +271,18 @@ def load_responses_file(path: str | Path, *, settle_seconds: float = 0.0) -> Loa
     """
     resolved = Path(path).expanduser().resolve()
     try:
-        try:
-            text = read_stable(resolved, settle_seconds=settle_seconds)
-        except FileNotFoundError:
-            raise ResponsesFileError(str(resolved), [Problem(0, 0, "no such file")]) from None
-        except UnicodeDecodeError as exc:
-            raise ResponsesFileError(str(resolved), [Problem(0, 0, f"the file is not UTF-8 text ({exc.reason})")]) from None
-        except OSError as exc:
-            raise ResponsesFileError(str(resolved), [Problem(0, 0, f"cannot read the file: {exc.strerror}")]) from None
-        parsed = parse_responses(text, str(resolved))
+        _, parsed = read_responses_file(resolved, settle_seconds=settle_seconds)
     except ResponsesFileError as exc:
         record_load_error(exc)
         raise
     return write_responses(parsed, str(resolved))
+
+
+def count_removals(parsed: ParsedResponses, source_file: str) -> int:
+    """How many rows a load of `parsed` from `source_file` would delete."""
+    keep = {digest_prompt(prompt) for prompt in parsed.entries}
+    stored = CannedResponse.objects.filter(source=Source.FILE, source_file=source_file)
+    return sum(1 for digest in stored.values_list("prompt_digest", flat=True) if digest not in keep)
 
 
 def record_load_error(exc: ResponsesFileError) -> None:

@@ -16,18 +16,20 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
-            "path", nargs="?", default=None,
-            help="the YAML file to load (default: MOCKLLM_RESPONSES_FILE, now %s)" % settings.MOCKLLM_RESPONSES_FILE,
+            "paths", nargs="*",
+            help="the YAML file(s) to load (default: MOCKLLM_RESPONSES_FILE, now %s)"
+            % ":".join(str(p) for p in settings.MOCKLLM_RESPONSES_FILES),
         )
 
-    def handle(self, *args: Any, path: str | None, **options: Any) -> None:
-        try:
-            summary = load_responses_file(path or settings.MOCKLLM_RESPONSES_FILE)
-        except ResponsesFileError as exc:
-            raise CommandError(f"Nothing was loaded; the file has problems:\n{exc}") from None
-        self.stdout.write(str(summary))
-        for prompt in summary.admin_kept:
-            self.stderr.write(
-                f"  kept the admin's answer for {prompt[:60]!r}: it differs from the file "
-                "(`python manage.py dumpresponses` writes the admin's answers back to YAML)"
-            )
+    def handle(self, *args: Any, paths: list[str], **options: Any) -> None:
+        for path in paths or settings.MOCKLLM_RESPONSES_FILES:
+            try:
+                summary = load_responses_file(path)
+            except ResponsesFileError as exc:
+                raise CommandError(f"Nothing was loaded from {exc.path}; the file has problems:\n{exc}") from None
+            self.stdout.write(str(summary))
+            for prompt in summary.admin_kept:
+                self.stderr.write(
+                    f"  kept the admin's answer for {prompt[:60]!r}: it differs from the file "
+                    "(`python manage.py dumpresponses` writes the admin's answers back to YAML)"
+                )

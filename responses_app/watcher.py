@@ -1,0 +1,222 @@
+"""Watchdog glue: notice saves of the responses files, wait until a save is complete, then load it.
+
+One save is several file-system events (an editor writes a temporary file and renames it; `open('w')`
+gives modified, modified, closed), and a file caught mid-write is usually valid YAML with fewer
+entries. So the watcher
+- watches each file's directory, not the file, and debounces: a load starts only after a quiet spell;
+- waits while a writer still has the file open (a `modified` not yet followed by `closed`);
+- reads the file until two reads agree;
+- before a load that would delete rows, waits once more and loads only if the file is unchanged.
+Loads go through loading.py, the same code `loadresponses` runs. Only one watcher writes at a time,
+across processes (and hosts, on PostgreSQL): see WriterLock.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connections
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from .loading import ResponsesFileError, count_removals, read_responses_file, record_load_error, write_responses
+
+logger = logging.getLogger("mockllm.watcher")
+
+# A fixed key for PostgreSQL's advisory lock: the bytes of "mockllm" as a number.
+ADVISORY_LOCK_KEY = int.from_bytes(b"mockllm", "big")
+
+
+class WriterLock:
+    """Held by the one watcher allowed to write: a PostgreSQL session advisory lock, or a lock file
+    beside the SQLite database. Either is released by the operating system or the database server
+    when the holding process dies, so a crashed watcher never blocks the next one."""
+
+    def __init__(self) -> None:
+        self._handle: Any = None
+
+    def try_acquire(self) -> bool:
+        if self._handle is not None:
+            return True
+        database = connections["default"]
+        if database.vendor == "postgresql":
+            import psycopg
+
+            params = database.get_connection_params()
+            params.pop("cursor_factory", None)
+            params.pop("context", None)
+            conn = psycopg.connect(**params, autocommit=True)
+            got = conn.execute("SELECT pg_try_advisory_lock(%s)", (ADVISORY_LOCK_KEY,)).fetchone()[0]
+            if not got:
+                conn.close()
+                return False
+            self._handle = conn
+            return True
+        name = str(database.settings_dict["NAME"])
+        if name == ":memory:" or name.startswith("file:"):
+            self._handle = True
+            return True
+        handle = open(f"{name}.watcher.lock", "a")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            return False
+        self._handle = handle
+        return True
+
+    def release(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle not in (None, True):
+            handle.close()
+
+
+class ResponsesWatcher:
+    """Watches responses files and loads each completed save, in one worker thread."""
+
+    def __init__(
+        self, paths: list[Path], *, debounce: float = 0.3, settle: float = 0.1, write_wait: float = 10.0,
+        confirm_removal: float = 1.0, lock_retry: float = 2.0,
+    ) -> None:
+        self.paths = [Path(p).expanduser().resolve() for p in paths]
+        self.debounce = debounce
+        self.settle = settle
+        self.write_wait = write_wait
+        self.confirm_removal = confirm_removal
+        self.lock_retry = lock_retry
+        self.lock = WriterLock()
+        self._due: dict[Path, float] = {}
+        self._writing: dict[Path, bool] = {}
+        self._last_event: dict[Path, float] = {}
+        self._wake = threading.Condition()
+        self._stopped = threading.Event()
+        self._observer: Any = None
+        self._worker: threading.Thread | None = None
+        self.loads = 0  # completed loads, for tests and status
+
+    # -- life cycle ------------------------------------------------------------------------------
+    def start(self) -> "ResponsesWatcher":
+        self._observer = Observer()
+        handler = _Handler(self)
+        for directory in sorted({path.parent for path in self.paths}):
+            directory.mkdir(parents=True, exist_ok=True)
+            self._observer.schedule(handler, str(directory), recursive=False)
+        self._observer.daemon = True
+        self._observer.start()
+        self._worker = threading.Thread(target=self._run, name="mockllm-watcher", daemon=True)
+        self._worker.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        with self._wake:
+            self._wake.notify_all()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+        if self._worker is not None:
+            self._worker.join(timeout=10)
+        self.lock.release()
+
+    # -- events (observer thread) -----------------------------------------------------------------
+    def notice(self, path: Path, event_type: str) -> None:
+        """Record one file-system event for a watched file and (re)start its quiet-spell timer."""
+        if event_type in ("opened", "closed_no_write", "attrib"):
+            return  # readers, including our own reads
+        now = time.monotonic()
+        with self._wake:
+            if event_type == "modified":
+                self._writing[path] = True
+            elif event_type in ("closed", "moved", "deleted"):
+                self._writing[path] = False
+            self._last_event[path] = now
+            self._due[path] = now + self.debounce
+            self._wake.notify()
+
+    # -- loading (worker thread) -------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while not self.lock.try_acquire():
+                logger.info("another watcher is writing the responses; standing by", extra={"event": "watcher_standby"})
+                if self._stopped.wait(self.lock_retry):
+                    return
+            logger.info("watching responses files", extra={"event": "watcher_started", "files": [str(p) for p in self.paths]})
+            for path in self.paths:  # changes made while no watcher ran
+                self._load(path)
+            while not self._stopped.is_set():
+                for path in self._next_due():
+                    self._load(path)
+        finally:
+            close_old_connections()
+            connections.close_all()
+
+    def _next_due(self) -> list[Path]:
+        with self._wake:
+            while not self._stopped.is_set():
+                now = time.monotonic()
+                ready = [p for p, when in self._due.items() if when <= now]
+                if ready:
+                    for path in ready:
+                        del self._due[path]
+                        still_writing = self._writing.get(path) and now - self._last_event[path] < self.write_wait
+                        if still_writing:  # a writer has the file open: wait for it to close it
+                            self._due[path] = now + self.debounce
+                    ready = [p for p in ready if p not in self._due]
+                    if ready:
+                        return ready
+                timeout = min(self._due.values()) - now if self._due else None
+                self._wake.wait(timeout)
+        return []
+
+    def _load(self, path: Path) -> None:
+        try:
+            text, parsed = read_responses_file(path, settle_seconds=self.settle)
+            if self.confirm_removal and count_removals(parsed, str(path)):
+                # Fewer entries than before: make sure this is the finished file, not one caught mid-write.
+                time.sleep(self.confirm_removal)
+                if path.read_text(encoding="utf-8") != text:
+                    with self._wake:
+                        self._due[path] = time.monotonic() + self.debounce
+                    return
+            write_responses(parsed, str(path))
+            self.loads += 1
+        except ResponsesFileError as exc:
+            record_load_error(exc)
+        except Exception:
+            logger.exception("could not load the responses file", extra={"file": str(path)})
+            close_old_connections()
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, watcher: ResponsesWatcher) -> None:
+        self.watcher = watcher
+        self.watched = set(watcher.paths)
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.is_directory:
+            return
+        for raw in (event.src_path, getattr(event, "dest_path", "")):
+            if raw:
+                path = Path(raw if isinstance(raw, str) else raw.decode()).resolve()
+                if path in self.watched:
+                    self.watcher.notice(path, event.event_type)
+
+
+_running: ResponsesWatcher | None = None
+_running_lock = threading.Lock()
+
+
+def start_watcher(paths: list[Path] | None = None) -> ResponsesWatcher:
+    """Start this process's watcher once (the runserver process, or a server with MOCKLLM_HOT_RELOAD=1)."""
+    global _running
+    with _running_lock:
+        if _running is None:
+            _running = ResponsesWatcher(
+                paths or settings.MOCKLLM_RESPONSES_FILES, debounce=settings.MOCKLLM_RELOAD_DEBOUNCE_SECONDS
+            ).start()
+        return _running
