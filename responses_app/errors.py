@@ -25,7 +25,7 @@ def provider_for(request: HttpRequest) -> ModuleType:
 
 def error_response(
     request: HttpRequest, status: int, message: str, *, param: str | None = None, code: str | None = None,
-    error_type: str | None = None,
+    error_type: str | None = None, allow: str = "POST",
 ) -> HttpResponse:
     provider = provider_for(request)
     body = provider.error_body(
@@ -34,18 +34,18 @@ def error_response(
     )
     response = HttpResponse(dumps(body), status=status, content_type="application/json")
     if status == 405:
-        response["Allow"] = "POST"
+        response["Allow"] = allow
     return response
 
 
-def _describe(exc: Exception, request: HttpRequest) -> tuple[int, str, dict[str, Any]]:
+def _describe(exc: Exception, request: HttpRequest, allowed: str) -> tuple[int, str, dict[str, Any]]:
     """Status, message and extra fields for an exception raised while answering."""
     if isinstance(exc, APIError):
         return exc.status_code, exc.message, {"param": exc.param, "code": exc.code, "error_type": exc.error_type}
     if isinstance(exc, RequestDataTooBig):
         return 413, "The request body is larger than this server accepts (MOCKLLM_MAX_BODY_BYTES).", {}
     if isinstance(exc, drf.MethodNotAllowed):
-        return 405, f"Method {request.method} is not allowed for {request.path}; use POST.", {}
+        return 405, f"Method {request.method} is not allowed for {request.path}; use {allowed}.", {"allow": allowed}
     if isinstance(exc, drf.UnsupportedMediaType):
         return 415, "Content-Type must be application/json.", {}
     if isinstance(exc, (Http404, drf.NotFound)):
@@ -62,7 +62,9 @@ def _describe(exc: Exception, request: HttpRequest) -> tuple[int, str, dict[str,
 def provider_exception_handler(exc: Exception, context: dict) -> HttpResponse:
     """DRF's EXCEPTION_HANDLER: every exception a view raises becomes a provider-shaped answer."""
     request = context["request"]._request
-    status, message, extra = _describe(exc, request)
+    view = context.get("view")
+    methods = [m for m in view._allowed_methods() if m != "OPTIONS"] if view is not None else ["POST"]
+    status, message, extra = _describe(exc, request, ", ".join(methods))
     if status >= 500:
         logger.error("unexpected error while answering", exc_info=exc, extra={"path": request.path})
         request.log_fields = {**getattr(request, "log_fields", {}), "error": type(exc).__name__}

@@ -35,7 +35,7 @@ def build_index(*, attempts: int = 5) -> ResponseIndex:
 
     for attempt in range(attempts):
         before = _read_version()
-        rows = list(CannedResponse.objects.order_by("id").values_list("id", "prompt", "answer"))
+        rows = list(CannedResponse.objects.values_list("id", "prompt", "answer", "options", "position"))
         response_set = ResponseSet.get()
         if response_set.version == before or attempt == attempts - 1:
             return ResponseIndex.build(

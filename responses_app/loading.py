@@ -16,8 +16,10 @@ import yaml
 from django.db import transaction
 from django.utils import timezone
 
+from .entries import EntryError, Scalar, entry_digest, parse_entry
 from .index import bump_version
-from .models import CannedResponse, ResponseSet, Source, digest_prompt
+from .matching import Entry, find_shadowed
+from .models import CannedResponse, ResponseSet, Source
 
 logger = logging.getLogger("mockllm.loading")
 
@@ -30,6 +32,7 @@ SAFE_TAGS = {
 }
 KNOWN_SETTINGS = {"lag_enabled": (bool,), "lag_factor": (int, float)}
 MAX_ERRORS_SHOWN = 20
+MAX_VALUES = 1_000_000  # values in the file once YAML aliases are expanded: more is an alias bomb
 
 
 @dataclass(frozen=True)
@@ -55,11 +58,25 @@ class ResponsesFileError(ValueError):
 
 
 @dataclass(frozen=True)
+class ParsedEntry:
+    prompt: str
+    answer: str
+    options: dict[str, Any]
+    line: int
+    digest: str
+
+
+@dataclass(frozen=True)
 class ParsedResponses:
-    entries: dict[str, str]  # prompt -> answer, in file order
+    entries: tuple[ParsedEntry, ...]  # in file order
     unknown_response: str | None
     settings: dict[str, Any] | None
     warnings: tuple[str, ...] = ()
+
+    @property
+    def answers(self) -> dict[str, str]:
+        """prompt -> answer text, for entries in the original format and quick looks."""
+        return {entry.prompt: entry.answer for entry in self.entries}
 
 
 @dataclass
@@ -70,6 +87,7 @@ class LoadSummary:
     removed: int = 0
     unchanged: int = 0
     admin_kept: list[str] = field(default_factory=list)  # prompts where an admin edit won over the file
+    warnings: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         text = (
@@ -154,19 +172,50 @@ def parse_responses(text: str, path: str = "<string>") -> ParsedResponses:
     settings = _parse_settings(sections.get("settings"), problems)
     if problems:
         raise ResponsesFileError(path, problems)
-    return ParsedResponses(entries=entries, unknown_response=unknown_response, settings=settings)
+    return ParsedResponses(entries=tuple(entries), unknown_response=unknown_response, settings=settings,
+                           warnings=tuple(_shadow_warnings(entries)))
 
 
-def _parse_entries(node: yaml.Node | None, problems: list[Problem]) -> dict[str, str]:
-    entries: dict[str, str] = {}
+def _shadow_warnings(entries: list[ParsedEntry]) -> list[str]:
+    """Entries that can never match because an earlier one answers everything they would."""
+    compiled = [Entry.build(i + 1, e.prompt, e.answer, e.options, i) for i, e in enumerate(entries)]
+    lines = {i + 1: e.line for i, e in enumerate(entries)}
+    return [
+        f"line {lines[later.id]}: entry {later.id} ({later.prompt[:40]!r}) can never match: entry {earlier.id} "
+        f"(line {lines[earlier.id]}, {earlier.kind} {earlier.prompt[:40]!r}) is tried first and answers "
+        "everything it would; give it a higher `priority` or move it up"
+        for later, earlier in find_shadowed(compiled)
+    ]
+
+
+def _parse_entries(node: yaml.Node | None, problems: list[Problem]) -> list[ParsedEntry]:
     if node is None:
-        return entries
+        return []
     if isinstance(node, yaml.ScalarNode) and node.tag.endswith(":null"):
-        return entries  # `responses:` with nothing under it: an empty set, said on purpose
-    if not isinstance(node, yaml.MappingNode):
-        problems.append(_problem(node, "`responses` must be a mapping of prompt: answer"))
-        return entries
-    first_line: dict[str, int] = {}
+        return []  # `responses:` with nothing under it: an empty set, said on purpose
+    if isinstance(node, yaml.MappingNode):
+        entries = _parse_mapping_entries(node, problems)
+    elif isinstance(node, yaml.SequenceNode):
+        entries = _parse_list_entries(node, problems)
+    else:
+        problems.append(_problem(node, "`responses` must be a mapping of prompt: answer, or a list of entries"))
+        return []
+    first: dict[str, ParsedEntry] = {}
+    unique = []
+    for entry in entries:
+        if entry.digest in first:
+            earlier = first[entry.digest]
+            problems.append(Problem(entry.line, 1, f"the prompt {_short(entry.prompt)} appears twice (first on line "
+                                    f"{earlier.line}) with the same matching options"))
+        else:
+            first[entry.digest] = entry
+            unique.append(entry)
+    return unique
+
+
+def _parse_mapping_entries(node: yaml.MappingNode, problems: list[Problem]) -> list[ParsedEntry]:
+    """The original format: `prompt: answer` pairs."""
+    entries = []
     for key, value in node.value:
         if not isinstance(key, yaml.ScalarNode):
             problems.append(_problem(key, "a prompt must be a single string, not a list or a mapping"))
@@ -175,12 +224,6 @@ def _parse_entries(node: yaml.Node | None, problems: list[Problem]) -> dict[str,
             problems.append(_problem(key, "a prompt is empty or null; quote it if you mean the text"))
             continue
         prompt = _scalar_text(key)
-        if prompt in first_line:
-            problems.append(
-                _problem(key, f"the prompt {_short(prompt)} appears twice (first on line {first_line[prompt]})")
-            )
-            continue
-        first_line[prompt] = _where(key)[0]
         if not isinstance(value, yaml.ScalarNode):
             problems.append(_problem(value, f"the answer to {_short(prompt)} must be a string"))
             continue
@@ -189,8 +232,55 @@ def _parse_entries(node: yaml.Node | None, problems: list[Problem]) -> dict[str,
                 _problem(value, f"the answer to {_short(prompt)} is missing; write \"\" for an empty answer")
             )
             continue
-        entries[prompt] = _scalar_text(value)
+        entries.append(ParsedEntry(prompt, _scalar_text(value), {}, _where(key)[0], entry_digest(prompt, {})))
     return entries
+
+
+def _parse_list_entries(node: yaml.SequenceNode, problems: list[Problem]) -> list[ParsedEntry]:
+    """The richer format: a list of entries with matching rules and replies (see entries.py)."""
+    constructor = yaml.SafeLoader("")
+    budget = [MAX_VALUES]
+    entries = []
+    for number, item in enumerate(node.value, start=1):
+        if not isinstance(item, yaml.MappingNode):
+            problems.append(_problem(item, f"entry {number} must be a mapping with `match:` and `response:`"))
+            continue
+        try:
+            data = _node_data(item, constructor, budget)
+            prompt, answer, options = parse_entry(data)
+        except EntryError as exc:
+            line = exc.line or _where(item)[0]
+            problems.append(Problem(line, 1 if exc.line else _where(item)[1], f"entry {number}: {exc.message}"))
+            continue
+        except _TooLarge:
+            problems.append(_problem(item, "the file expands to too many values (a YAML alias bomb?)"))
+            return entries
+        entries.append(ParsedEntry(prompt, answer, options, _where(item)[0], entry_digest(prompt, options)))
+    return entries
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _node_data(node: yaml.Node, constructor: yaml.SafeLoader, budget: list[int]) -> Any:
+    """A node as dicts, lists and Scalars (the text as written, the value YAML reads, the line)."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooLarge
+    if isinstance(node, yaml.MappingNode):
+        data = {}
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                raise EntryError("", "keys must be plain names", _where(key)[0])
+            data[key.value] = _node_data(value, constructor, budget)
+        return data
+    if isinstance(node, yaml.SequenceNode):
+        return [_node_data(item, constructor, budget) for item in node.value]
+    value = constructor.construct_object(node)
+    if not isinstance(value, (str, int, float, bool)) and value is not None:
+        value = node.value  # dates and the like: keep the text
+    return Scalar(node.value, value, _where(node)[0])
 
 
 def _parse_defaults(node: yaml.Node | None, problems: list[Problem]) -> str | None:
@@ -280,9 +370,9 @@ def load_responses_file(path: str | Path, *, settle_seconds: float = 0.0) -> Loa
 
 def count_removals(parsed: ParsedResponses, source_file: str) -> int:
     """How many rows a load of `parsed` from `source_file` would delete."""
-    keep = {digest_prompt(prompt) for prompt in parsed.entries}
+    keep = {entry.digest for entry in parsed.entries}
     stored = CannedResponse.objects.filter(source=Source.FILE, source_file=source_file)
-    return sum(1 for digest in stored.values_list("prompt_digest", flat=True) if digest not in keep)
+    return sum(1 for digest in stored.values_list("key_digest", flat=True) if digest not in keep)
 
 
 def record_load_error(exc: ResponsesFileError) -> None:
@@ -304,43 +394,43 @@ def record_load_error(exc: ResponsesFileError) -> None:
 
 def write_responses(parsed: ParsedResponses, source_file: str) -> LoadSummary:
     """Bring the rows that came from `source_file` in line with `parsed`, in one transaction."""
-    summary = LoadSummary(path=source_file)
+    summary = LoadSummary(path=source_file, warnings=parsed.warnings)
     with transaction.atomic():
         response_set, _ = ResponseSet.objects.select_for_update().get_or_create(pk=ResponseSet.SINGLETON_ID)
         existing = {
-            row.prompt_digest: row
+            row.key_digest: row
             for row in CannedResponse.objects.only(
-                "id", "prompt", "prompt_digest", "answer", "source", "source_file", "file_answer"
+                "id", "prompt", "key_digest", "answer", "options", "position", "source", "source_file", "file_answer"
             )
         }
         to_create: list[CannedResponse] = []
         to_update: list[CannedResponse] = []
         note_file_answer: list[CannedResponse] = []
         in_file: set[str] = set()
-        for prompt, answer in parsed.entries.items():
-            digest = digest_prompt(prompt)
-            in_file.add(digest)
-            row = existing.get(digest)
+        for position, entry in enumerate(parsed.entries):
+            in_file.add(entry.digest)
+            row = existing.get(entry.digest)
             if row is None:
                 to_create.append(
                     CannedResponse(
-                        prompt=prompt, prompt_digest=digest, answer=answer,
-                        source=Source.FILE, source_file=source_file,
+                        prompt=entry.prompt, key_digest=entry.digest, answer=entry.answer, options=entry.options,
+                        position=position, source=Source.FILE, source_file=source_file,
                     )
                 )
             elif row.source == Source.FILE:
-                if row.answer != answer or row.source_file != source_file:
-                    row.answer, row.source_file = answer, source_file
+                new = (entry.answer, entry.options, position, source_file)
+                if (row.answer, row.options, row.position, row.source_file) != new:
+                    row.answer, row.options, row.position, row.source_file = new
                     to_update.append(row)
                 else:
                     summary.unchanged += 1
-            else:  # an admin row: the admin's answer stands; remember what the file says
-                if row.answer != answer:
-                    summary.admin_kept.append(prompt)
+            else:  # an admin row: the admin's reply stands; remember what the file says
+                if (row.answer, row.options) != (entry.answer, entry.options):
+                    summary.admin_kept.append(entry.prompt)
                 else:
                     summary.unchanged += 1
-                if row.file_answer != answer or row.source_file != source_file:
-                    row.file_answer, row.source_file = answer, source_file
+                if row.file_answer != entry.answer or row.source_file != source_file:
+                    row.file_answer, row.source_file = entry.answer, source_file
                     note_file_answer.append(row)
 
         to_delete = []
@@ -357,7 +447,9 @@ def write_responses(parsed: ParsedResponses, source_file: str) -> LoadSummary:
         for row in to_update:
             row.updated_at = now
         CannedResponse.objects.bulk_create(to_create, batch_size=500)
-        CannedResponse.objects.bulk_update(to_update, ["answer", "source_file", "updated_at"], batch_size=500)
+        CannedResponse.objects.bulk_update(
+            to_update, ["answer", "options", "position", "source_file", "updated_at"], batch_size=500
+        )
         CannedResponse.objects.bulk_update(note_file_answer, ["file_answer", "source_file"], batch_size=500)
         for start in range(0, len(to_delete), 500):
             CannedResponse.objects.filter(id__in=to_delete[start : start + 500]).delete()
@@ -392,6 +484,8 @@ def write_responses(parsed: ParsedResponses, source_file: str) -> LoadSummary:
             "entries": len(parsed.entries),
         },
     )
+    for warning in parsed.warnings:
+        logger.warning(warning, extra={"event": "entry_shadowed", "file": source_file})
     for prompt in summary.admin_kept:
         logger.warning(
             "the admin's edit of this prompt was kept; the file's answer differs and was not applied "

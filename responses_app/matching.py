@@ -1,81 +1,273 @@
-"""Choosing the canned answer for a prompt: an immutable index built once per change of the set.
+"""Choosing the canned reply for a request: an immutable index built once per change of the set.
 
-Lookups are dictionary probes, so their cost does not grow with the number of entries.
+Entries are tried in rank order (higher `priority` first, then file order); the first that matches
+wins. Exact and normalized entries on the last user message are found by dictionary probes, so their
+cost does not grow with the number of entries. Contains and regex entries, and entries that look at
+other parts of the conversation, are tried one by one; regexes run on RE2, whose matching time is
+linear in the text, so no pattern can stall the server. Their cost grows with their own number only.
 """
 from __future__ import annotations
 
+import difflib
+import fnmatch
+import heapq
+import json
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import re2
+
+from .conversation import ChatRequest, Reply, ToolCall
+from .schemas import minimal_instance
 from .tokens import count_tokens
 
+NEAR_MISS_SAMPLE = 300  # how many exact prompts the "similar text" hint compares an unmatched prompt with
 
-@dataclass(frozen=True, slots=True)
+
+def normalize(text: str) -> str:
+    """Case- and white-space-insensitive form: NFC, case-folded, runs of white space as one space."""
+    return " ".join(unicodedata.normalize("NFC", text).casefold().split())
+
+
+def reply_from_spec(spec: dict[str, Any]) -> Reply:
+    calls = tuple(ToolCall(c["name"], c.get("arguments", "{}"), c.get("id")) for c in spec.get("tool_calls", ()))
+    text = spec.get("text")
+    if calls and not text:
+        text = None
+    elif text is None:
+        text = ""
+    return Reply(
+        text=text, tool_calls=calls, thinking=spec.get("thinking"), finish_reason=spec.get("finish_reason"),
+        stop_reason=spec.get("stop_reason"), usage=dict(spec.get("usage", {})), response_id=spec.get("id"),
+        created=spec.get("created"),
+    )
+
+
+def reply_tokens(reply: Reply) -> int:
+    """Output tokens of a reply: its text, thinking and tool calls."""
+    total = count_tokens(reply.text or "") + count_tokens(reply.thinking or "")
+    for call in reply.tool_calls:
+        total += count_tokens(call.name) + count_tokens(call.arguments)
+    return total
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # compared and hashed by identity
 class Entry:
     id: int
     prompt: str
-    answer: str
-    answer_tokens: int
+    kind: str  # exact, normalized, contains, regex
+    target: str  # last_user, any_user, system, conversation
+    rank: tuple[int, int, int]
+    replies: tuple[Reply, ...]
+    model: str | None = None
+    provider: str | None = None
+    tool: str | None = None
+    has_tool_result: bool | None = None
+    name: str | None = None
+    embedding: tuple[float, ...] | None = None
+    key: str = ""  # the exact key (trimmed) or the normalized text, per kind
+    regex: Any = field(default=None, compare=False)
+
+    @classmethod
+    def build(cls, id: int, prompt: str, answer: str, options: dict[str, Any], position: int) -> "Entry":
+        kind = options.get("match", "exact")
+        if "turns" in options:
+            replies = tuple(reply_from_spec(turn) for turn in options["turns"])
+        else:
+            replies = (reply_from_spec({**(options.get("response") or {}), "text": answer}),)
+        key = prompt.strip() if kind == "exact" else normalize(prompt)
+        return cls(
+            id=id, prompt=prompt, kind=kind, target=options.get("on", "last_user"),
+            rank=(-int(options.get("priority", 0)), position, id), replies=replies,
+            model=options.get("model"), provider=options.get("provider"), tool=options.get("tool"),
+            has_tool_result=options.get("has_tool_result"), name=options.get("name"),
+            embedding=tuple(options["embedding"]) if "embedding" in options else None,
+            key=key, regex=re2.compile(prompt) if kind == "regex" else None,
+        )
+
+    def label(self) -> str:
+        shown = self.name or (self.prompt if len(self.prompt) <= 40 else self.prompt[:37] + "...")
+        return f"entry {self.id} ({shown!r})"
+
+    def matches_text(self, text: str) -> bool:
+        if self.kind == "exact":
+            stripped = text.strip()
+            # As in the original server, which looked up prompt.lower(): a lower-case key answers any case.
+            return stripped == self.key or (self.key.islower() and stripped.lower() == self.key)
+        if self.kind == "normalized":
+            return normalize(text) == self.key
+        if self.kind == "contains":
+            return self.key in normalize(text)
+        return self.regex.search(text) is not None
+
+    def texts(self, request: ChatRequest) -> Iterable[str]:
+        if self.target == "last_user":
+            return (request.prompt,)
+        if self.target == "any_user":
+            return request.user_texts
+        if self.target == "system":
+            return (request.system,)
+        return (request.conversation,)
+
+    def refusal(self, request: ChatRequest) -> str | None:
+        """Why this entry does not apply to the request beyond its text, or None when it does."""
+        if self.model is not None and not fnmatch.fnmatchcase(request.model, self.model):
+            return f"model {request.model!r} does not match {self.model!r}"
+        if self.provider is not None and request.provider != self.provider:
+            return f"provider is {request.provider}, the entry wants {self.provider}"
+        if self.tool is not None and self.tool not in {tool.name for tool in request.tools}:
+            return f"the request offers no tool named {self.tool!r}"
+        if self.has_tool_result is not None and request.has_tool_result != self.has_tool_result:
+            return "the request has a tool result" if request.has_tool_result else "the request has no tool result"
+        return None
+
+    def reply_for(self, request: ChatRequest) -> Reply:
+        """The reply for the request's turn; past the last scripted turn, the last one again."""
+        return self.replies[min(request.turn, len(self.replies)) - 1]
+
+    def shadows(self, later: "Entry") -> bool:
+        """True when this entry, tried first, answers every request `later` would answer."""
+        if self.target != later.target:
+            return False
+        for mine, theirs in ((self.model, later.model), (self.provider, later.provider), (self.tool, later.tool),
+                             (self.has_tool_result, later.has_tool_result)):
+            if mine is not None and mine != theirs:
+                return False
+        if later.kind in ("exact", "normalized"):
+            if later.kind == "normalized" and self.kind == "exact":
+                return False
+            return self.matches_text(later.prompt)
+        if later.kind == "contains":
+            return self.kind == "contains" and self.key in later.key
+        return False
 
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    entry: Entry | None  # None when the default answer was used
-    answer: str
-    answer_tokens: int
-    rule: str  # "exact", "trimmed", "lowercase" or "default"
+    entry: Entry | None  # None when no entry matched
+    reply: Reply
+    rule: str  # the entry's match kind, or default / forced_tool / json_schema
+    near_misses: tuple[str, ...] = ()
+
+    @property
+    def output_tokens(self) -> int:
+        return reply_tokens(self.reply)
+
+
+def default_reply(request: ChatRequest, unknown_response: str) -> tuple[Reply, str]:
+    """What to answer when no entry matches: a call to a forced tool, schema-valid JSON, or the default text."""
+    if request.forced_tool:
+        tool = next((t for t in request.tools if t.name == request.forced_tool), None)
+        arguments = minimal_instance(tool.schema) if tool else {}
+        if not isinstance(arguments, dict):
+            arguments = {}
+        return Reply(text=None, tool_calls=(ToolCall(request.forced_tool, json.dumps(arguments)),)), "forced_tool"
+    if request.json_schema is not None:
+        return Reply(text=json.dumps(minimal_instance(request.json_schema))), "json_schema"
+    if request.json_mode:
+        return Reply(text="{}"), "json_schema"
+    return Reply(text=unknown_response), "default"
 
 
 @dataclass(frozen=True)
 class ResponseIndex:
-    """Every canned entry, keyed the ways a prompt may match it, plus the default answer."""
+    """Every canned entry, keyed the ways a request may reach it, plus the default answer."""
 
     version: int
     unknown_response: str
     settings: dict[str, Any]
     entries: tuple[Entry, ...]
-    _exact: dict[str, Entry] = field(repr=False, default_factory=dict)
-    _trimmed: dict[str, Entry] = field(repr=False, default_factory=dict)
-    _lowered: dict[str, Entry] = field(repr=False, default_factory=dict)
-    _default: Match | None = field(repr=False, default=None)
+    _exact: dict[str, tuple[Entry, ...]] = field(repr=False, default_factory=dict)
+    _normalized: dict[str, tuple[Entry, ...]] = field(repr=False, default_factory=dict)
+    _scan: tuple[Entry, ...] = field(repr=False, default=())
+    _near: dict[str, tuple[Entry, ...]] = field(repr=False, default_factory=dict)
+    _embeddings: dict[str, tuple[float, ...]] = field(repr=False, default_factory=dict)
 
     @classmethod
     def build(
-        cls, rows: Iterable[tuple[int, str, str]], *, version: int, unknown_response: str, settings: dict[str, Any]
+        cls, rows: Iterable[tuple], *, version: int, unknown_response: str, settings: dict[str, Any]
     ) -> "ResponseIndex":
-        entries = tuple(Entry(id, prompt, answer, count_tokens(answer)) for id, prompt, answer in rows)
-        exact: dict[str, Entry] = {}
-        trimmed: dict[str, Entry] = {}
-        lowered: dict[str, Entry] = {}
+        """rows: (id, prompt, answer) or (id, prompt, answer, options, position)."""
+        entries = sorted(
+            (Entry.build(row[0], row[1], row[2], row[3] if len(row) > 3 else {}, row[4] if len(row) > 4 else 0)
+             for row in rows),
+            key=lambda e: e.rank,
+        )
+        exact: dict[str, list[Entry]] = {}
+        normalized: dict[str, list[Entry]] = {}
+        near: dict[str, list[Entry]] = {}
+        scan: list[Entry] = []
+        embeddings: dict[str, tuple[float, ...]] = {}
         for entry in entries:
-            exact[entry.prompt] = entry
-            trimmed.setdefault(entry.prompt.strip(), entry)
-        # The original server lower-cased the prompt and looked it up as written, so a key written in
-        # lower case answers any capitalisation of it. Prefer such keys; then any other key, case-folded.
-        for entry in entries:
-            key = entry.prompt.strip()
-            if key == key.lower():
-                lowered.setdefault(key, entry)
-        for entry in entries:
-            lowered.setdefault(entry.prompt.strip().lower(), entry)
-        default = Match(None, unknown_response, count_tokens(unknown_response), "default")
-        return cls(version, unknown_response, settings, entries, exact, trimmed, lowered, default)
+            if entry.embedding is not None:
+                embeddings.setdefault(entry.prompt.strip(), entry.embedding)
+            if entry.target != "last_user" or entry.kind in ("contains", "regex"):
+                scan.append(entry)
+            elif entry.kind == "normalized":
+                normalized.setdefault(entry.key, []).append(entry)
+            else:
+                exact.setdefault(entry.key, []).append(entry)
+                near.setdefault(normalize(entry.key), []).append(entry)
+        return cls(
+            version, unknown_response, settings, tuple(entries),
+            {k: tuple(v) for k, v in exact.items()}, {k: tuple(v) for k, v in normalized.items()}, tuple(scan),
+            {k: tuple(v) for k, v in near.items()}, embeddings,
+        )
 
-    def find(self, prompt: str) -> Match:
-        """The answer for `prompt`: exact text first, then trimmed, then lower-cased; else the default."""
-        entry = self._exact.get(prompt)
-        if entry is not None:
-            return Match(entry, entry.answer, entry.answer_tokens, "exact")
-        key = prompt.strip()
-        entry = self._trimmed.get(key)
-        if entry is not None:
-            return Match(entry, entry.answer, entry.answer_tokens, "trimmed")
-        entry = self._lowered.get(key.lower())
-        if entry is not None:
-            return Match(entry, entry.answer, entry.answer_tokens, "lowercase")
-        assert self._default is not None
-        return self._default
+    def find(self, request: ChatRequest) -> Match:
+        """The first entry, in rank order, whose text and restrictions accept the request."""
+        stripped = request.prompt.strip()
+        probed = self._exact.get(stripped, ())
+        lowered = stripped.lower()
+        if lowered != stripped:
+            probed += tuple(e for e in self._exact.get(lowered, ()) if e.key.islower())
+        folded = normalize(request.prompt) if self._normalized or not probed else ""
+        probed += self._normalized.get(folded, ()) if folded else ()
+        candidates = heapq.merge(sorted(set(probed), key=lambda e: e.rank), self._scan, key=lambda e: e.rank)
+        refused: list[str] = []
+        for entry in candidates:
+            if entry.target != "last_user" or entry.kind in ("contains", "regex"):
+                if not any(entry.matches_text(text) for text in entry.texts(request)):
+                    continue
+            reason = entry.refusal(request)
+            if reason is not None:
+                refused.append(f"{entry.label()}: {reason}")
+                continue
+            return Match(entry, entry.reply_for(request), entry.kind)
+        reply, rule = default_reply(request, self.unknown_response)
+        return Match(None, reply, rule, tuple(self._near_misses(request, refused, folded)[:3]))
+
+    def _near_misses(self, request: ChatRequest, refused: list[str], folded: str) -> list[str]:
+        hints = list(refused)
+        for entry in self._near.get(folded or normalize(request.prompt), ()):
+            hints.append(f"{entry.label()}: differs only in case or white space (use `match: {{normalized: ...}}`)")
+        if not hints and request.prompt.strip():
+            sample = [e.key for e in self.entries[:NEAR_MISS_SAMPLE] if e.kind == "exact"]
+            for close in difflib.get_close_matches(request.prompt.strip(), sample, n=2, cutoff=0.8):
+                entry = next(e for e in self.entries if e.kind == "exact" and e.key == close)
+                hints.append(f"{entry.label()}: similar text")
+        return hints
+
+    def embedding_for(self, text: str) -> tuple[float, ...] | None:
+        return self._embeddings.get(text.strip())
 
     def __len__(self) -> int:
         return len(self.entries)
+
+
+def find_shadowed(entries: list[Entry]) -> list[tuple[Entry, Entry]]:
+    """(later, earlier) pairs where `later` can never match because `earlier` is tried first."""
+    broad: list[Entry] = []
+    by_key: dict[str, list[Entry]] = {}
+    pairs = []
+    for entry in sorted(entries, key=lambda e: e.rank):
+        rivals = broad + by_key.get(entry.key, [])
+        shadow = next((earlier for earlier in rivals if earlier.shadows(entry)), None)
+        if shadow is not None:
+            pairs.append((entry, shadow))
+        if entry.kind in ("contains", "regex", "normalized"):
+            broad.append(entry)
+        by_key.setdefault(entry.key, []).append(entry)
+    return pairs

@@ -1,15 +1,13 @@
 """The canned set: one row per prompt, plus one row for the set as a whole."""
 from __future__ import annotations
 
-import hashlib
-
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
+from .entries import EntryError, entry_digest, validate_row
 
-def digest_prompt(prompt: str) -> str:
-    """A fixed-size key for a prompt: long prompts are too big for a unique index on PostgreSQL."""
-    return hashlib.sha256(prompt.encode("utf-8", "surrogatepass")).hexdigest()
+# Admin rows come after every file entry of the same priority.
+ADMIN_POSITION = 1_000_000_000
 
 
 class Source(models.TextChoices):
@@ -18,16 +16,21 @@ class Source(models.TextChoices):
 
 
 class CannedResponse(models.Model):
-    """A prompt and the answer served for it.
+    """A prompt, how it is matched, and the reply served for it.
 
     Rows from a responses file have source=file and are kept in step with that file by every load.
     Rows typed in the admin, or file rows edited there, have source=admin: loads never change or
     delete them; they only note in `file_answer` what the file says, so a disagreement is visible.
     """
 
-    prompt = models.TextField(help_text="The text of the last user message that this entry answers.")
-    prompt_digest = models.CharField(max_length=64, unique=True, editable=False)
-    answer = models.TextField(blank=True)
+    prompt = models.TextField(
+        help_text="The text this entry answers: by default, the last user message, exactly "
+        "(surrounding white space ignored; a lower-case prompt answers any capitalisation)."
+    )
+    # sha256 of the prompt and the options that decide what it matches: a fixed-size unique key,
+    # since long prompts are too big for a unique index on PostgreSQL.
+    key_digest = models.CharField(max_length=64, unique=True, editable=False)
+    answer = models.TextField(blank=True, help_text="The text of the reply.")
     source = models.CharField(
         max_length=8,
         choices=Source.choices,
@@ -42,8 +45,13 @@ class CannedResponse(models.Model):
         blank=True,
         help_text="For an admin row whose prompt is also in a responses file: the answer that file gives.",
     )
-    # Room for matching rules and richer answers (tool calls, per-model entries) without a new table.
-    options = models.JSONField(default=dict, blank=True)
+    options = models.JSONField(
+        default=dict, blank=True,
+        help_text='Matching rules and reply details, as JSON; {} for a plain prompt and answer. For example '
+        '{"match": "contains", "model": "gpt-4*", "response": {"tool_calls": [{"name": "get_weather", '
+        '"arguments": {"city": "Paris"}}]}}. The README lists every option.',
+    )
+    position = models.IntegerField(default=ADMIN_POSITION, help_text="Order among entries of equal priority.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -55,17 +63,22 @@ class CannedResponse(models.Model):
         return self.prompt if len(self.prompt) <= 80 else self.prompt[:77] + "..."
 
     def clean(self) -> None:
-        clash = CannedResponse.objects.filter(prompt_digest=digest_prompt(self.prompt)).exclude(pk=self.pk)
+        try:
+            self.options = validate_row(self.prompt, self.answer, self.options)
+        except EntryError as exc:
+            raise ValidationError({"options": exc.message}, code="invalid_options") from None
+        clash = CannedResponse.objects.filter(key_digest=entry_digest(self.prompt, self.options)).exclude(pk=self.pk)
         if clash.exists():
             raise ValidationError(
-                {"prompt": "Another canned response already has exactly this prompt; edit that one instead."},
+                {"prompt": "Another canned response already has exactly this prompt and matching options; "
+                 "edit that one instead."},
                 code="duplicate_prompt",
             )
 
     def save(self, *args, **kwargs) -> None:
         from .index import bump_version
 
-        self.prompt_digest = digest_prompt(self.prompt)
+        self.key_digest = entry_digest(self.prompt, self.options)
         with transaction.atomic():
             super().save(*args, **kwargs)
             bump_version()

@@ -7,12 +7,13 @@ from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
 from .index import bump_version
-from .models import CannedResponse, digest_prompt
+from .entries import entry_digest
+from .models import CannedResponse
 
 
 @receiver(pre_save, sender=CannedResponse)
-def set_prompt_digest(sender: type, instance: CannedResponse, raw: bool, **kwargs: Any) -> None:
-    instance.prompt_digest = digest_prompt(instance.prompt)
+def set_key_digest(sender: type, instance: CannedResponse, raw: bool, **kwargs: Any) -> None:
+    instance.key_digest = entry_digest(instance.prompt, instance.options or {})
 
 
 @receiver(post_save, sender=CannedResponse)

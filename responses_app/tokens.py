@@ -1,13 +1,16 @@
 """Mock token counting: deterministic, offline, and close enough to real tokenizers for tests.
 
-A text's count is the sum over its pieces: each run of letters and digits counts one token per
+Requests count every message's text, the system prompt, tool calls and results, and tool
+definitions (name and JSON schema). A text's count is the sum over its pieces: each run of letters and digits counts one token per
 started four characters ("sky" 1, "colour" 2, "Rayleigh" 2), and each other visible character
 (punctuation, symbols, emoji) counts one. White space counts nothing.
 """
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
+from typing import Any
 
 _PIECES = re.compile(r"\w+|[^\w\s]")
 
@@ -20,3 +23,8 @@ def count_tokens(text: str) -> int:
 def count_all(texts: Iterable[str]) -> int:
     """Tokens in several texts, as if each were counted alone."""
     return sum(count_tokens(text) for text in texts)
+
+
+def tool_texts(tools: Iterable[Any]) -> list[str]:
+    """The text a request's tool definitions add to its input: each name and its JSON schema."""
+    return [tool.name + " " + json.dumps(tool.schema, sort_keys=True) for tool in tools]

@@ -7,24 +7,31 @@ from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from .conversation import ChatRequest
 from .index import response_index
-from .providers import anthropic, openai
+from .providers import anthropic, completions, embeddings, models, openai, responses
 from .providers.common import read_json_body
 from .sse import deliver
 
 
-def answer(request: Request, provider: ModuleType, parsed: object) -> HttpResponse | StreamingHttpResponse:
-    """Find the canned answer for a parsed request and send it as JSON or as an SSE stream."""
-    match = response_index.current().find(parsed.prompt)
+def _header_safe(text: str) -> str:
+    return text.encode("ascii", "backslashreplace").decode("ascii").replace("\r", " ").replace("\n", " ")
+
+
+def answer(request: Request, provider: ModuleType, parsed: ChatRequest) -> HttpResponse | StreamingHttpResponse:
+    """Find the canned reply for a parsed request and send it as JSON or as an SSE stream."""
+    match = response_index.current().find(parsed)
     log_fields = request._request.__dict__.setdefault("log_fields", {})
     log_fields.update(
-        provider=provider.NAME, model=parsed.model, stream=parsed.stream,
+        provider=parsed.provider, endpoint=parsed.endpoint, model=parsed.model, stream=parsed.stream,
         matched=match.entry.id if match.entry else "default", match_rule=match.rule,
     )
+    if match.near_misses:
+        log_fields["near_misses"] = list(match.near_misses)
     ids = provider.new_response_ids()
     if parsed.stream:
         events = provider.iter_stream(parsed, match, ids)
-        response = StreamingHttpResponse(
+        response: HttpResponse | StreamingHttpResponse = StreamingHttpResponse(
             deliver(events, log_fields=log_fields, error_event=provider.stream_error_event),
             content_type="text/event-stream; charset=utf-8",
         )
@@ -32,8 +39,14 @@ def answer(request: Request, provider: ModuleType, parsed: object) -> HttpRespon
         response["X-Accel-Buffering"] = "no"
     else:
         response = HttpResponse(provider.render_json(parsed, match, ids), content_type="application/json")
-    response["X-Mockllm-Match"] = str(match.entry.id) if match.entry else "default"
+    response["X-Mockllm-Match"] = str(match.entry.id) if match.entry else match.rule
+    if match.near_misses:
+        response["X-Mockllm-Near-Miss"] = _header_safe("; ".join(match.near_misses))[:2000]
     return response
+
+
+def json_response(body: bytes) -> HttpResponse:
+    return HttpResponse(body, content_type="application/json")
 
 
 class ChatCompletionsView(APIView):
@@ -43,8 +56,61 @@ class ChatCompletionsView(APIView):
         return answer(request, openai, openai.parse_request(read_json_body(request)))
 
 
+class CompletionsView(APIView):
+    """POST /v1/completions (OpenAI legacy text completions)."""
+
+    def post(self, request: Request) -> HttpResponse:
+        return answer(request, completions, completions.parse_request(read_json_body(request)))
+
+
+class ResponsesView(APIView):
+    """POST /v1/responses (OpenAI Responses API)."""
+
+    def post(self, request: Request) -> HttpResponse:
+        return answer(request, responses, responses.parse_request(read_json_body(request)))
+
+
 class MessagesView(APIView):
     """POST /v1/messages (Anthropic)."""
 
     def post(self, request: Request) -> HttpResponse:
         return answer(request, anthropic, anthropic.parse_request(read_json_body(request)))
+
+
+class CountTokensView(APIView):
+    """POST /v1/messages/count_tokens (Anthropic): the count `usage.input_tokens` would report."""
+
+    def post(self, request: Request) -> HttpResponse:
+        parsed = anthropic.parse_request(read_json_body(request), endpoint="count_tokens")
+        request._request.log_fields.update(provider="anthropic", endpoint="count_tokens", model=parsed.model)
+        return json_response(anthropic.render_count(parsed))
+
+
+class EmbeddingsView(APIView):
+    """POST /v1/embeddings (OpenAI): canned vectors where the responses file has them, else derived ones."""
+
+    def post(self, request: Request) -> HttpResponse:
+        parsed = embeddings.parse_request(read_json_body(request))
+        index = response_index.current()
+        vectors = [list(index.embedding_for(text) or embeddings.vector_for(text, parsed.dimensions))
+                   for text in parsed.inputs]
+        request._request.log_fields.update(provider="openai", endpoint="embeddings", model=parsed.model)
+        return json_response(embeddings.render_json(parsed, vectors))
+
+
+def _is_anthropic(request: Request) -> bool:
+    return "HTTP_ANTHROPIC_VERSION" in request.META
+
+
+class ModelsView(APIView):
+    """GET /v1/models, in the Anthropic shape when the request carries `anthropic-version`."""
+
+    def get(self, request: Request) -> HttpResponse:
+        return json_response(models.render_list(_is_anthropic(request), request.query_params))
+
+
+class ModelView(APIView):
+    """GET /v1/models/{id}."""
+
+    def get(self, request: Request, model_id: str) -> HttpResponse:
+        return json_response(models.render_one(model_id, _is_anthropic(request)))

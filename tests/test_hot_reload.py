@@ -247,6 +247,6 @@ def test_dumpresponses_writes_admin_edits_back_and_round_trips(new_server, tmp_p
     from responses_app.loading import parse_responses
 
     parsed = parse_responses(target.read_text())
-    assert parsed.entries == {"yes": "no", "multi": "line one\nline two", " spaced ": "é", "typed in the admin": "kept"}
+    assert parsed.answers == {"yes": "no", "multi": "line one\nline two", " spaced ": "é", "typed in the admin": "kept"}
     assert parsed.unknown_response == DEFAULT
     assert "|" in target.read_text()  # multi-line answers stay readable

@@ -31,7 +31,7 @@ def answers() -> dict[str, str]:
 
 def test_seed_format_is_read_unchanged():
     parsed = parse_responses(SEED)
-    assert parsed.entries == {"what colour is the sky?": "The sky is blue.", "what is 2+2?": "2+2 equals 9."}
+    assert parsed.answers == {"what colour is the sky?": "The sky is blue.", "what is 2+2?": "2+2 equals 9."}
     assert parsed.unknown_response == "I don't know."
 
 
@@ -42,7 +42,7 @@ def test_settings_block_is_accepted():
 
 def test_keys_yaml_would_turn_into_booleans_or_numbers_keep_the_text_written():
     parsed = parse_responses("responses:\n  yes: agreed\n  42: the answer\n  3.0: three\n  off: no\n  ok: 7\n")
-    assert parsed.entries == {"yes": "agreed", "42": "the answer", "3.0": "three", "off": "no", "ok": "7"}
+    assert parsed.answers == {"yes": "agreed", "42": "the answer", "3.0": "three", "off": "no", "ok": "7"}
 
 
 def test_bad_yaml_names_the_line():
@@ -81,8 +81,8 @@ def test_empty_file_and_missing_section_are_rejected():
 
 
 def test_an_empty_responses_section_is_an_empty_set_on_purpose():
-    assert parse_responses("responses: {}\n").entries == {}
-    assert parse_responses("responses:\n").entries == {}
+    assert parse_responses("responses: {}\n").answers == {}
+    assert parse_responses("responses:\n").answers == {}
 
 
 def test_alias_bombs_are_not_expanded():
@@ -212,4 +212,4 @@ def test_loadresponses_names_a_missing_file(tmp_path):
 def test_demo_fixture_loads_with_loaddata():
     call_command("loaddata", "demo", verbosity=0)
     row = CannedResponse.objects.get(prompt="what is mockllm?")
-    assert row.source == Source.ADMIN and len(row.prompt_digest) == 64
+    assert row.source == Source.ADMIN and len(row.key_digest) == 64

@@ -1,43 +1,150 @@
-from responses_app.matching import ResponseIndex
+"""Choosing the reply: each matching rule, restrictions, priority, turns, defaults and near misses."""
+import json
+
+from responses_app.conversation import ChatRequest, Tool
+from responses_app.matching import Entry, ResponseIndex, find_shadowed
 
 
-def build(*rows: tuple[int, str, str], unknown: str = "no idea") -> ResponseIndex:
-    return ResponseIndex.build(rows, version=1, unknown_response=unknown, settings={})
+def build(*rows, unknown: str = "no idea") -> ResponseIndex:
+    """rows: (prompt, answer) or (prompt, answer, options); ids and file order follow the arguments."""
+    full = [(i + 1, row[0], row[1], row[2] if len(row) > 2 else {}, i) for i, row in enumerate(rows)]
+    return ResponseIndex.build(full, version=1, unknown_response=unknown, settings={})
+
+
+def ask(prompt: str = "", **fields) -> ChatRequest:
+    return ChatRequest(provider=fields.pop("provider", "openai"), endpoint="chat", model=fields.pop("model", "mock-llm"),
+                       prompt=prompt, **fields)
+
+
+def answer(index: ResponseIndex, request: ChatRequest) -> str | None:
+    return index.find(request).reply.text
 
 
 def test_exact_prompt_gets_its_answer():
-    match = build((1, "what is 2+2?", "4")).find("what is 2+2?")
-    assert (match.answer, match.entry.id, match.rule) == ("4", 1, "exact")
+    match = build(("what is 2+2?", "4")).find(ask("what is 2+2?"))
+    assert (match.reply.text, match.entry.id, match.rule) == ("4", 1, "exact")
 
 
-def test_surrounding_white_space_is_ignored():
-    match = build((1, "hello", "hi")).find("  hello\n")
-    assert (match.answer, match.rule) == ("hi", "trimmed")
+def test_exact_ignores_surrounding_white_space():
+    assert answer(build(("hello", "hi")), ask("  hello\n")) == "hi"
 
 
-def test_any_capitalisation_matches_a_lower_case_key_as_in_the_original_server():
-    match = build((1, "what colour is the sky?", "blue")).find("What Colour is the sky?")
-    assert (match.answer, match.rule) == ("blue", "lowercase")
+def test_a_lower_case_key_answers_any_capitalisation_as_in_the_original_server():
+    assert answer(build(("what colour is the sky?", "blue")), ask("What Colour is the sky?")) == "blue"
 
 
-def test_a_key_with_capitals_matches_exactly_and_case_folded():
-    index = build((1, "Hello World", "hi"))
-    assert index.find("Hello World").rule == "exact"
-    assert index.find("hello world").answer == "hi"
+def test_a_key_with_capitals_is_exact_about_case():
+    index = build(("Hello World", "hi"))
+    assert answer(index, ask("Hello World")) == "hi"
+    assert answer(index, ask("hello world")) == "no idea"
 
 
-def test_exact_key_wins_over_case_folded_one():
-    index = build((1, "hello", "lower"), (2, "Hello", "capital"))
-    assert index.find("Hello").answer == "capital"
-    assert index.find("hello").answer == "lower"
-    assert index.find("HELLO").answer == "lower"
+def test_normalized_ignores_case_and_inner_white_space():
+    index = build(("Hello   World", "hi", {"match": "normalized"}))
+    assert answer(index, ask("hello world")) == "hi"
+    assert answer(index, ask(" HELLO\tWORLD ")) == "hi"
+    assert answer(index, ask("hello worlds")) == "no idea"
 
 
-def test_unknown_prompt_gets_default_answer():
-    match = build((1, "hello", "hi"), unknown="I don't know").find("goodbye")
-    assert (match.answer, match.entry, match.rule) == ("I don't know", None, "default")
+def test_contains_finds_the_text_anywhere_ignoring_case():
+    index = build(("weather", "always sunny", {"match": "contains"}))
+    assert answer(index, ask("What is the WEATHER like in Paris?")) == "always sunny"
+    assert answer(index, ask("Is it raining?")) == "no idea"
 
 
-def test_answer_tokens_are_counted_once_at_build_time():
-    index = build((1, "q", "The sky is blue."))
-    assert index.find("q").answer_tokens == 5
+def test_regex_searches_the_prompt():
+    index = build((r"(?i)^book a flight to \w+$", "booked", {"match": "regex"}))
+    assert answer(index, ask("Book a flight to Paris")) == "booked"
+    assert answer(index, ask("please book a flight to Paris")) == "no idea"
+
+
+def test_a_catastrophic_pattern_answers_at_once_on_re2():
+    import time
+
+    index = build((r"(a+)+$", "matched", {"match": "regex"}))
+    started = time.monotonic()
+    assert answer(index, ask("a" * 50_000 + "b")) == "no idea"  # a backtracking engine would take ages here
+    assert answer(index, ask("a" * 50_000)) == "matched"
+    assert time.monotonic() - started < 0.5
+
+
+def test_targets_any_user_message_the_system_prompt_or_the_whole_conversation():
+    index = build(
+        ("pirate", "Arr!", {"match": "contains", "on": "system"}),
+        ("first question", "seen earlier", {"match": "exact", "on": "any_user"}),
+        ("tool output 42", "from the conversation", {"match": "contains", "on": "conversation"}),
+    )
+    assert answer(index, ask("hi", system="Talk like a pirate.")) == "Arr!"
+    assert answer(index, ask("second", user_texts=("first question", "second"))) == "seen earlier"
+    assert answer(index, ask("next", conversation="q\ntool output 42\nnext")) == "from the conversation"
+
+
+def test_model_glob_provider_tool_and_tool_result_restrict_an_entry():
+    index = build(
+        ("q", "gpt answer", {"model": "gpt-4*"}),
+        ("q", "claude answer", {"provider": "anthropic"}),
+        ("q", "tool answer", {"tool": "get_weather", "model": "other*"}),
+        ("q", "after the tool", {"has_tool_result": True, "model": "x"}),
+    )
+    assert answer(index, ask("q", model="gpt-4o")) == "gpt answer"
+    assert answer(index, ask("q", model="claude-x", provider="anthropic")) == "claude answer"
+    assert answer(index, ask("q", model="other-1", tools=(Tool("get_weather", {}),))) == "tool answer"
+    assert answer(index, ask("q", model="x", has_tool_result=True)) == "after the tool"
+    assert answer(index, ask("q", model="mistral")) == "no idea"
+
+
+def test_priority_wins_then_file_order():
+    index = build(
+        ("weather", "first in file", {"match": "contains"}),
+        ("weather", "higher priority", {"match": "regex", "priority": 5}),
+        ("what is the weather?", "exact but later"),
+    )
+    assert answer(index, ask("what is the weather?")) == "higher priority"
+
+
+def test_turns_answer_by_the_number_of_assistant_messages():
+    index = build(("book a flight", "", {"turns": [
+        {"tool_calls": [{"name": "search", "arguments": '{"to": "Paris"}'}]},
+        {"text": "Found 3 flights."},
+    ]}))
+    first = index.find(ask("book a flight", turn=1)).reply
+    assert first.text is None and first.tool_calls[0].name == "search" and first.openai_finish() == "tool_calls"
+    assert answer(index, ask("book a flight", turn=2)) == "Found 3 flights."
+    assert answer(index, ask("book a flight", turn=7)) == "Found 3 flights."  # the last turn repeats
+
+
+def test_unknown_prompt_gets_default_answer_and_near_misses():
+    index = build(("Hello World", "hi"), ("q", "x", {"model": "gpt-4*"}))
+    match = index.find(ask("hello world"))
+    assert (match.reply.text, match.entry, match.rule) == ("no idea", None, "default")
+    assert "differs only in case or white space" in match.near_misses[0]
+    restricted = index.find(ask("q", model="claude"))
+    assert "model 'claude' does not match 'gpt-4*'" in restricted.near_misses[0]
+    similar = index.find(ask("Hello Wurld"))
+    assert "similar text" in similar.near_misses[0]
+
+
+def test_a_forced_tool_gets_a_minimal_instance_of_its_schema_when_nothing_matches():
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 1}},
+              "required": ["city", "days"]}
+    match = build().find(ask("weather?", tools=(Tool("get_weather", schema),), forced_tool="get_weather"))
+    assert match.rule == "forced_tool"
+    assert json.loads(match.reply.tool_calls[0].arguments) == {"city": "", "days": 1}
+
+
+def test_a_json_schema_gets_valid_json_text_when_nothing_matches():
+    schema = {"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}}, "required": ["answer"]}
+    assert json.loads(answer(build(), ask("?", json_schema=schema))) == {"answer": "yes"}
+
+
+def test_embeddings_can_be_canned():
+    index = build(("hello", "", {"embedding": [0.5, 0.5]}))
+    assert index.embedding_for(" hello ") == (0.5, 0.5) and index.embedding_for("other") is None
+
+
+def test_shadowed_entries_are_found():
+    entries = [Entry.build(1, "weather", "", {"match": "contains"}, 0),
+               Entry.build(2, "what is the weather?", "x", {}, 1),
+               Entry.build(3, "what is the weather?", "y", {"model": "gpt*"}, 2),
+               Entry.build(4, "rain", "z", {}, 3)]
+    assert [(later.id, earlier.id) for later, earlier in find_shadowed(entries)] == [(2, 1), (3, 1)]

@@ -40,7 +40,7 @@ def test_openai_tokens_are_counted_over_the_real_text():
 def test_openai_stream_bytes_follow_the_wire_format():
     chat = openai.parse_request({"model": "m", "stream": True, "stream_options": {"include_usage": True},
                                  "messages": [{"role": "user", "content": "hi"}]})
-    raw = events(list(openai.iter_stream(chat, INDEX.find("hi"), IDS)))
+    raw = events(list(openai.iter_stream(chat, INDEX.find(chat), IDS)))
     assert all(e.startswith("data: ") and e.endswith("\n\n") and "\nevent:" not in e for e in raw)
     chunks = [json.loads(e[6:]) for e in raw[:-1]]
     assert raw[-1] == "data: [DONE]\n\n"
@@ -60,7 +60,7 @@ def test_anthropic_prompt_and_system_are_read_from_blocks():
 
 def test_anthropic_stream_bytes_name_every_event():
     request = anthropic.parse_request({"model": "c", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
-    raw = events(list(anthropic.iter_stream(request, INDEX.find("hi"), ResponseIds("msg_01x", 1))))
+    raw = events(list(anthropic.iter_stream(request, INDEX.find(request), ResponseIds("msg_01x", 1))))
     names = [e.split("\n")[0].removeprefix("event: ") for e in raw]
     assert names == ["message_start", "content_block_start", "ping", "content_block_delta", "content_block_delta",
                      "content_block_delta", "content_block_stop", "message_delta", "message_stop"]

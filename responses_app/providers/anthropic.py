@@ -1,16 +1,22 @@
 """The Anthropic messages wire format: request, response body, stream events, error body."""
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
+from ..conversation import ChatRequest, Reply, Tool
 from ..matching import Match
-from ..tokens import count_all
-from .common import ResponseIds, dumps, invalid, json_type, new_ids, optional_bool, optional_int, require_str
+from ..tokens import count_all, tool_texts
+from .common import ResponseIds, dumps, invalid, json_type, new_ids, optional_bool, optional_int, require_list, require_str
 
 NAME = "anthropic"
 ROLES = ("user", "assistant")
+ARGUMENT_PIECE = 16  # characters of tool input JSON per input_json_delta
+DEFAULT_THINKING = "The question matches a canned answer, so the reply is already known."
 ERROR_TYPES = {
     400: "invalid_request_error", 401: "authentication_error", 402: "billing_error", 403: "permission_error",
     404: "not_found_error", 405: "invalid_request_error", 408: "timeout_error", 409: "conflict_error",
@@ -19,15 +25,7 @@ ERROR_TYPES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class MessagesRequest:
-    model: str
-    prompt: str  # the text of the last user message
-    stream: bool
-    input_tokens: int
-
-
-def _block_texts(blocks: Any, param: str) -> list[str]:
+def _block_texts(blocks: Any, param: str, found: dict[str, bool]) -> list[str]:
     """The countable text in a content value (a string or an array of blocks)."""
     if isinstance(blocks, str):
         return [blocks]
@@ -46,8 +44,10 @@ def _block_texts(blocks: Any, param: str) -> list[str]:
         elif kind == "tool_use":
             texts.append(str(block.get("name", "")))
             texts.append(dumps(block.get("input", {})).decode())
-        elif kind == "tool_result" and block.get("content") is not None:
-            texts.extend(_block_texts(block["content"], f"{where}.content"))
+        elif kind == "tool_result":
+            found["tool_result"] = True
+            if block.get("content") is not None:
+                texts.extend(_block_texts(block["content"], f"{where}.content", found))
         elif kind == "thinking" and isinstance(block.get("thinking"), str):
             texts.append(block["thinking"])
     return texts
@@ -59,20 +59,33 @@ def _user_text(content: Any) -> str:
     return "\n".join(block["text"] for block in content if block.get("type") == "text")
 
 
-def parse_request(data: dict) -> MessagesRequest:
-    """Validate a messages body; raise APIError(400) naming the first bad field."""
+def _tools(data: dict) -> tuple[Tool, ...]:
+    tools = data.get("tools")
+    if tools is None:
+        return ()
+    if not isinstance(tools, list):
+        raise invalid("`tools` must be an array.", "tools")
+    parsed = []
+    for i, tool in enumerate(tools):
+        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+            raise invalid(f"`tools.{i}.name` is required.", f"tools.{i}.name")
+        schema = tool.get("input_schema")
+        parsed.append(Tool(tool["name"], schema if isinstance(schema, dict) else {}))
+    return tuple(parsed)
+
+
+def parse_request(data: dict, *, endpoint: str = "messages") -> ChatRequest:
+    """Validate a messages body (or a count_tokens body); raise APIError(400) naming the first bad field."""
     model = require_str(data, "model")
-    optional_int(data, "max_tokens", minimum=1, required=True)
-    messages = data.get("messages")
-    if messages is None:
-        raise invalid("`messages` is required.", "messages")
-    if not isinstance(messages, list) or not messages:
-        raise invalid("`messages` must be a non-empty array of messages.", "messages")
+    if endpoint == "messages":
+        optional_int(data, "max_tokens", minimum=1, required=True)
+    messages = require_list(data, "messages")
+    found: dict[str, bool] = {}
     counted: list[str] = []
     system = data.get("system")
-    if system is not None:
-        counted.extend(_block_texts(system, "system"))
-    prompt = ""
+    system_texts = _block_texts(system, "system", found) if system is not None else []
+    counted.extend(system_texts)
+    prompt, user_texts, conversation, assistant_turns = "", [], list(system_texts), 0
     for i, message in enumerate(messages):
         where = f"messages.{i}"
         if not isinstance(message, dict):
@@ -82,69 +95,130 @@ def parse_request(data: dict) -> MessagesRequest:
             raise invalid(f"`{where}.role` must be \"user\" or \"assistant\"; got {role!r}.", f"{where}.role")
         if "content" not in message:
             raise invalid(f"`{where}.content` is required.", f"{where}.content")
-        counted.extend(_block_texts(message["content"], f"{where}.content"))
+        texts = _block_texts(message["content"], f"{where}.content", found)
+        counted.extend(texts)
+        conversation.append("\n".join(texts))
         if role == "user":
-            prompt = _user_text(message["content"])
-    stream = optional_bool(data, "stream")
-    return MessagesRequest(model, prompt, stream, count_all(counted))
+            text = _user_text(message["content"])
+            user_texts.append(text)
+            if text:
+                prompt = text
+        else:
+            assistant_turns += 1
+    tools = _tools(data)
+    choice = data.get("tool_choice")
+    forced = None
+    if isinstance(choice, dict):
+        if choice.get("type") == "tool" and isinstance(choice.get("name"), str):
+            forced = choice["name"]
+        elif choice.get("type") == "any" and tools:
+            forced = tools[0].name
+    thinking = data.get("thinking")
+    return ChatRequest(
+        provider=NAME, endpoint=endpoint, model=model, prompt=prompt, user_texts=tuple(user_texts),
+        system="\n".join(system_texts), conversation="\n".join(conversation), tools=tools, forced_tool=forced,
+        has_tool_result=found.get("tool_result", False), turn=assistant_turns + 1,
+        stream=optional_bool(data, "stream") if endpoint == "messages" else False,
+        input_tokens=count_all(counted + tool_texts(tools)),
+        thinking=isinstance(thinking, dict) and thinking.get("type") == "enabled",
+    )
 
 
 def new_response_ids() -> ResponseIds:
     return new_ids("msg_01", 22)
 
 
-def _usage(request: MessagesRequest, output_tokens: int) -> dict:
+def _usage(request: ChatRequest, match: Match, output_tokens: int | None = None) -> dict:
     return {
-        "input_tokens": request.input_tokens,
+        "input_tokens": match.reply.usage.get("input_tokens", request.input_tokens),
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": 0,
-        "output_tokens": output_tokens,
+        "output_tokens": match.reply.usage.get("output_tokens", match.output_tokens) if output_tokens is None else output_tokens,
         "service_tier": "standard",
     }
 
 
-def render_json(request: MessagesRequest, match: Match, ids: ResponseIds) -> bytes:
+def signature(thinking: str) -> str:
+    """An opaque, stable stand-in for the signature real thinking blocks carry."""
+    return base64.b64encode(hashlib.sha256(thinking.encode()).digest()).decode()
+
+
+def blocks(request: ChatRequest, reply: Reply) -> list[dict]:
+    """The reply's content blocks: thinking (when the request enables it), text, then tool_use."""
+    content: list[dict] = []
+    if request.thinking:
+        thinking = reply.thinking or DEFAULT_THINKING
+        content.append({"type": "thinking", "thinking": thinking, "signature": signature(thinking)})
+    if reply.text is not None or not reply.tool_calls:
+        content.append({"type": "text", "text": reply.text or ""})
+    for call in reply.tool_calls:
+        content.append({"type": "tool_use", "id": call.id or "toolu_01" + secrets.token_hex(11),
+                        "name": call.name, "input": json.loads(call.arguments)})
+    return content
+
+
+def _ids(reply: Reply, ids: ResponseIds) -> str:
+    return reply.response_id or ids.response_id
+
+
+def render_json(request: ChatRequest, match: Match, ids: ResponseIds) -> bytes:
     """The non-streamed message body."""
     return dumps({
-        "id": ids.response_id,
+        "id": _ids(match.reply, ids),
         "type": "message",
         "role": "assistant",
         "model": request.model,
-        "content": [{"type": "text", "text": match.answer}],
-        "stop_reason": "end_turn",
+        "content": blocks(request, match.reply),
+        "stop_reason": match.reply.anthropic_stop(),
         "stop_sequence": None,
-        "usage": _usage(request, match.answer_tokens),
+        "usage": _usage(request, match),
     })
 
 
-def _event(name: bytes, payload: bytes) -> bytes:
-    return b"event: " + name + b"\ndata: " + payload + b"\n\n"
+def _event(name: str, payload: dict) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + dumps(payload) + b"\n\n"
 
 
-def iter_stream(request: MessagesRequest, match: Match, ids: ResponseIds) -> Iterator[bytes]:
-    """The SSE events of a streamed answer: every event named, one text_delta per character."""
+def iter_stream(request: ChatRequest, match: Match, ids: ResponseIds) -> Iterator[bytes]:
+    """The SSE events of a streamed answer: every event named; text one character per delta."""
     start = {
-        "type": "message_start",
-        "message": {
-            "id": ids.response_id, "type": "message", "role": "assistant", "model": request.model,
-            "content": [], "stop_reason": None, "stop_sequence": None, "usage": _usage(request, 0),
-        },
+        "id": _ids(match.reply, ids), "type": "message", "role": "assistant", "model": request.model,
+        "content": [], "stop_reason": None, "stop_sequence": None, "usage": _usage(request, match, 0),
     }
-    yield _event(b"message_start", dumps(start))
-    yield _event(
-        b"content_block_start", b'{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}'
-    )
-    yield _event(b"ping", b'{"type":"ping"}')
-    delta_head = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":'
-    for char in match.answer:
-        yield delta_head + dumps(char) + b"}}\n\n"
-    yield _event(b"content_block_stop", b'{"type":"content_block_stop","index":0}')
-    yield _event(
-        b"message_delta",
-        b'{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":'
-        + str(match.answer_tokens).encode() + b"}}",
-    )
-    yield _event(b"message_stop", b'{"type":"message_stop"}')
+    yield _event("message_start", {"type": "message_start", "message": start})
+    for index, block in enumerate(blocks(request, match.reply)):
+        kind = block["type"]
+        empty = {"text": {"type": "text", "text": ""},
+                 "thinking": {"type": "thinking", "thinking": "", "signature": ""},
+                 "tool_use": {**block, "input": {}}}[kind]
+        yield _event("content_block_start", {"type": "content_block_start", "index": index, "content_block": empty})
+        if index == 0:
+            yield _event("ping", {"type": "ping"})
+        prefix = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":' + str(index).encode()
+        if kind == "text":
+            for char in block["text"]:
+                yield prefix + b',"delta":{"type":"text_delta","text":' + dumps(char) + b"}}\n\n"
+        elif kind == "thinking":
+            for char in block["thinking"]:
+                yield prefix + b',"delta":{"type":"thinking_delta","thinking":' + dumps(char) + b"}}\n\n"
+            yield prefix + b',"delta":{"type":"signature_delta","signature":' + dumps(block["signature"]) + b"}}\n\n"
+        else:
+            arguments = dumps(block["input"]).decode()
+            pieces = [""] + [arguments[at:at + ARGUMENT_PIECE] for at in range(0, len(arguments), ARGUMENT_PIECE)]
+            for piece in pieces:
+                yield prefix + b',"delta":{"type":"input_json_delta","partial_json":' + dumps(piece) + b"}}\n\n"
+        yield _event("content_block_stop", {"type": "content_block_stop", "index": index})
+    yield _event("message_delta", {
+        "type": "message_delta",
+        "delta": {"stop_reason": match.reply.anthropic_stop(), "stop_sequence": None},
+        "usage": {"output_tokens": _usage(request, match)["output_tokens"]},
+    })
+    yield _event("message_stop", {"type": "message_stop"})
+
+
+def render_count(request: ChatRequest) -> bytes:
+    """The body of POST /v1/messages/count_tokens: the same count as `usage.input_tokens`."""
+    return dumps({"input_tokens": request.input_tokens})
 
 
 def error_body(status: int, message: str, *, param: str | None = None, code: str | None = None,
@@ -161,4 +235,4 @@ def error_body(status: int, message: str, *, param: str | None = None, code: str
 
 def stream_error_event(message: str) -> bytes:
     """A mid-stream error event; the SDK raises APIStatusError with this body."""
-    return _event(b"error", dumps(error_body(500, message)))
+    return _event("error", error_body(500, message))

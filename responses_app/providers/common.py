@@ -97,6 +97,16 @@ def require_str(data: dict, key: str, param: str | None = None) -> str:
     return value
 
 
+def require_list(data: dict, key: str) -> list:
+    """A required, non-empty array such as `messages`."""
+    value = data.get(key)
+    if value is None:
+        raise invalid(f"`{key}` is required.", key)
+    if not isinstance(value, list) or not value:
+        raise invalid(f"`{key}` must be a non-empty array.", key)
+    return value
+
+
 def optional_bool(data: dict, key: str, param: str | None = None) -> bool:
     value = data.get(key)
     if value is None:

@@ -1,17 +1,21 @@
 """The OpenAI chat completions wire format: request, response body, stream chunks, error body."""
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
+from ..conversation import ChatRequest, Reply, Tool
 from ..matching import Match
-from ..tokens import count_all
-from .common import ResponseIds, dumps, invalid, json_type, new_ids, optional_bool, optional_int, require_str
+from ..tokens import count_all, tool_texts
+from .common import (
+    ResponseIds, dumps, invalid, json_type, new_ids, optional_bool, optional_int, require_list, require_str,
+)
 
 NAME = "openai"
 SYSTEM_FINGERPRINT = "fp_mockllm"
 ROLES = ("developer", "system", "user", "assistant", "tool", "function")
+ARGUMENT_PIECE = 16  # characters of tool-call arguments per streamed fragment
 ERROR_TYPES = {
     400: "invalid_request_error", 401: "invalid_request_error", 403: "permission_denied",
     404: "invalid_request_error", 405: "invalid_request_error", 408: "timeout", 409: "conflict",
@@ -20,17 +24,7 @@ ERROR_TYPES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class ChatRequest:
-    model: str
-    prompt: str  # the text of the last user message
-    stream: bool
-    n: int
-    include_usage: bool
-    input_tokens: int
-
-
-def _content_texts(content: Any, param: str, *, allow_null: bool) -> list[str]:
+def content_texts(content: Any, param: str, *, allow_null: bool) -> list[str]:
     """The text pieces of a message's content (a string or an array of parts)."""
     if content is None:
         if allow_null:
@@ -45,24 +39,65 @@ def _content_texts(content: Any, param: str, *, allow_null: bool) -> list[str]:
         where = f"{param}[{i}]"
         if not isinstance(part, dict) or not isinstance(part.get("type"), str):
             raise invalid(f"`{where}` must be an object with a string `type`.", where)
-        if part["type"] in ("text", "refusal"):
-            text = part.get(part["type"])
-            if not isinstance(text, str):
-                raise invalid(f"`{where}.{part['type']}` must be a string.", f"{where}.{part['type']}")
-            texts.append(text)
+        if part["type"] in ("text", "refusal", "input_text", "output_text"):
+            key = "refusal" if part["type"] == "refusal" else "text"
+            if not isinstance(part.get(key), str):
+                raise invalid(f"`{where}.{key}` must be a string.", f"{where}.{key}")
+            texts.append(part[key])
     return texts
+
+
+def parse_tools(data: dict) -> tuple[Tool, ...]:
+    tools = data.get("tools")
+    if tools is None:
+        return ()
+    if not isinstance(tools, list):
+        raise invalid("`tools` must be an array.", "tools")
+    parsed = []
+    for i, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            schema = function.get("parameters")
+            parsed.append(Tool(function["name"], schema if isinstance(schema, dict) else {}))
+        elif isinstance(tool, dict) and isinstance(tool.get("name"), str):  # custom tools, Responses-style tools
+            schema = tool.get("parameters")
+            parsed.append(Tool(tool["name"], schema if isinstance(schema, dict) else {}))
+        else:
+            raise invalid(f"`tools[{i}]` must be a tool with a `function.name`.", f"tools[{i}]")
+    return tuple(parsed)
+
+
+def forced_tool(choice: Any, tools: tuple[Tool, ...]) -> str | None:
+    """The tool a `tool_choice` insists on: one named function, or the first tool when `required`."""
+    if isinstance(choice, dict):
+        function = choice.get("function")
+        if isinstance(function, dict) and isinstance(function.get("name"), str):
+            return function["name"]
+        if isinstance(choice.get("name"), str):  # the Responses API's flat form
+            return choice["name"]
+    if choice == "required" and tools:
+        return tools[0].name
+    return None
+
+
+def structured_output(response_format: Any) -> tuple[dict | None, bool]:
+    """(JSON schema, JSON mode) asked for by `response_format`."""
+    if not isinstance(response_format, dict):
+        return None, False
+    if response_format.get("type") == "json_schema":
+        spec = response_format.get("json_schema") or {}
+        schema = spec.get("schema") if isinstance(spec, dict) else None
+        return (schema if isinstance(schema, dict) else {"type": "object"}), False
+    return None, response_format.get("type") == "json_object"
 
 
 def parse_request(data: dict) -> ChatRequest:
     """Validate a chat completions body; raise APIError(400) naming the first bad field."""
     model = require_str(data, "model")
-    messages = data.get("messages")
-    if messages is None:
-        raise invalid("`messages` is required.", "messages")
-    if not isinstance(messages, list) or not messages:
-        raise invalid("`messages` must be a non-empty array of messages.", "messages")
-    prompt = ""
+    messages = require_list(data, "messages")
     counted: list[str] = []
+    prompt, user_texts, system, conversation = "", [], [], []
+    assistant_turns, has_tool_result = 0, False
     for i, message in enumerate(messages):
         where = f"messages[{i}]"
         if not isinstance(message, dict):
@@ -70,8 +105,10 @@ def parse_request(data: dict) -> ChatRequest:
         role = message.get("role")
         if role not in ROLES:
             raise invalid(f"`{where}.role` must be one of {', '.join(ROLES)}; got {role!r}.", f"{where}.role")
-        texts = _content_texts(message.get("content"), f"{where}.content", allow_null=role in ("assistant", "function"))
+        texts = content_texts(message.get("content"), f"{where}.content", allow_null=role in ("assistant", "function"))
+        text = "\n".join(texts)
         counted.extend(texts)
+        conversation.append(text)
         tool_calls = message.get("tool_calls")
         if tool_calls is not None:
             if not isinstance(tool_calls, list):
@@ -82,24 +119,40 @@ def parse_request(data: dict) -> ChatRequest:
                     raise invalid(f"`{where}.tool_calls[{j}].function` must be an object.", f"{where}.tool_calls[{j}]")
                 counted.extend(v for v in (function.get("name"), function.get("arguments")) if isinstance(v, str))
         if role == "user":
-            prompt = "\n".join(texts)
+            user_texts.append(text)
+            if text:
+                prompt = text
+        elif role in ("system", "developer"):
+            system.append(text)
+        elif role == "assistant":
+            assistant_turns += 1
+        else:
+            has_tool_result = True
     stream = optional_bool(data, "stream")
     options = data.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise invalid("`stream_options` must be an object.", "stream_options")
-    include_usage = optional_bool(options or {}, "include_usage", "stream_options.include_usage")
-    n = optional_int(data, "n", minimum=1, maximum=128) or 1
     optional_int(data, "max_tokens", minimum=1)
     optional_int(data, "max_completion_tokens", minimum=1)
-    return ChatRequest(model, prompt, stream, n, include_usage, count_all(counted))
+    tools = parse_tools(data)
+    schema, json_mode = structured_output(data.get("response_format"))
+    return ChatRequest(
+        provider=NAME, endpoint="chat", model=model, prompt=prompt, user_texts=tuple(user_texts),
+        system="\n".join(system), conversation="\n".join(conversation), tools=tools,
+        forced_tool=forced_tool(data.get("tool_choice"), tools), has_tool_result=has_tool_result,
+        turn=assistant_turns + 1, stream=stream, n=optional_int(data, "n", minimum=1, maximum=128) or 1,
+        include_usage=optional_bool(options or {}, "include_usage", "stream_options.include_usage"),
+        input_tokens=count_all(counted + tool_texts(tools)), json_schema=schema, json_mode=json_mode,
+    )
 
 
-def _usage(chat: ChatRequest, match: Match) -> dict:
-    completion = match.answer_tokens * chat.n
+def usage(request: ChatRequest, match: Match) -> dict:
+    prompt_tokens = match.reply.usage.get("input_tokens", request.input_tokens)
+    completion = match.reply.usage.get("output_tokens", match.output_tokens * request.n)
     return {
-        "prompt_tokens": chat.input_tokens,
+        "prompt_tokens": prompt_tokens,
         "completion_tokens": completion,
-        "total_tokens": chat.input_tokens + completion,
+        "total_tokens": prompt_tokens + completion,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {
             "reasoning_tokens": 0, "audio_tokens": 0,
@@ -112,45 +165,80 @@ def new_response_ids() -> ResponseIds:
     return new_ids("chatcmpl-")
 
 
-def render_json(chat: ChatRequest, match: Match, ids: ResponseIds) -> bytes:
+def call_ids(reply: Reply) -> list[str]:
+    return [call.id or "call_" + secrets.token_hex(12) for call in reply.tool_calls]
+
+
+def effective_ids(reply: Reply, ids: ResponseIds) -> ResponseIds:
+    """A script may fix the id and timestamp, for snapshot tests."""
+    if reply.response_id is None and reply.created is None:
+        return ids
+    return ResponseIds(reply.response_id or ids.response_id, reply.created or ids.created)
+
+
+def render_json(request: ChatRequest, match: Match, ids: ResponseIds) -> bytes:
     """The non-streamed chat.completion body."""
-    message = {"role": "assistant", "content": match.answer, "refusal": None, "annotations": []}
+    reply = match.reply
+    ids = effective_ids(reply, ids)
+    message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None, "annotations": []}
+    if reply.tool_calls:
+        message["tool_calls"] = [
+            {"id": call_id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
+            for call_id, call in zip(call_ids(reply), reply.tool_calls)
+        ]
+    finish = reply.openai_finish()
     return dumps({
         "id": ids.response_id,
         "object": "chat.completion",
         "created": ids.created,
-        "model": chat.model,
+        "model": request.model,
         "choices": [
-            {"index": i, "message": message, "logprobs": None, "finish_reason": "stop"} for i in range(chat.n)
+            {"index": i, "message": message, "logprobs": None, "finish_reason": finish} for i in range(request.n)
         ],
-        "usage": _usage(chat, match),
+        "usage": usage(request, match),
         "service_tier": "default",
         "system_fingerprint": SYSTEM_FINGERPRINT,
     })
 
 
-def iter_stream(chat: ChatRequest, match: Match, ids: ResponseIds) -> Iterator[bytes]:
-    """The SSE events of a streamed answer, one chunk per character, each a complete `data:` event."""
+def iter_stream(request: ChatRequest, match: Match, ids: ResponseIds) -> Iterator[bytes]:
+    """The SSE events of a streamed answer: one chunk per character of text, tool-call arguments in
+    fragments that each carry the call's `index`; every chunk a complete `data:` event."""
+    reply = match.reply
+    ids = effective_ids(reply, ids)
     head = (
         b'data: {"id":' + dumps(ids.response_id) + b',"object":"chat.completion.chunk","created":'
-        + str(ids.created).encode() + b',"model":' + dumps(chat.model)
+        + str(ids.created).encode() + b',"model":' + dumps(request.model)
         + b',"system_fingerprint":"' + SYSTEM_FINGERPRINT.encode() + b'","choices":['
     )
-    tail = b'],"usage":null}\n\n' if chat.include_usage else b"]}\n\n"
-    for i in range(chat.n):
-        yield (head + b'{"index":' + str(i).encode()
-               + b',"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}'
-               + tail)
-    content_heads = [head + b'{"index":' + str(i).encode() + b',"delta":{"content":' for i in range(chat.n)]
-    content_tail = b'},"logprobs":null,"finish_reason":null}' + tail
-    for char in match.answer:
-        piece = dumps(char)
-        for content_head in content_heads:
-            yield content_head + piece + content_tail
-    for i in range(chat.n):
-        yield head + b'{"index":' + str(i).encode() + b',"delta":{},"logprobs":null,"finish_reason":"stop"}' + tail
-    if chat.include_usage:
-        yield head + b'],"usage":' + dumps(_usage(chat, match)) + b"}\n\n"
+    tail = b'],"usage":null}\n\n' if request.include_usage else b"]}\n\n"
+    pending = b',"logprobs":null,"finish_reason":null}'
+    choices = [b'{"index":' + str(i).encode() for i in range(request.n)]
+    first_content = b'""' if reply.text is not None else b"null"
+    for choice in choices:
+        yield head + choice + b',"delta":{"role":"assistant","content":' + first_content + b',"refusal":null}' + pending + tail
+    if reply.text:
+        content_heads = [head + choice + b',"delta":{"content":' for choice in choices]
+        content_tail = b"}" + pending + tail
+        for char in reply.text:
+            piece = dumps(char)
+            for content_head in content_heads:
+                yield content_head + piece + content_tail
+    if reply.tool_calls:
+        identifiers = call_ids(reply)
+        for choice in choices:
+            for index, (call_id, call) in enumerate(zip(identifiers, reply.tool_calls)):
+                start = {"index": index, "id": call_id, "type": "function",
+                         "function": {"name": call.name, "arguments": ""}}
+                yield head + choice + b',"delta":{"tool_calls":[' + dumps(start) + b"]}" + pending + tail
+                for at in range(0, len(call.arguments), ARGUMENT_PIECE):
+                    fragment = {"index": index, "function": {"arguments": call.arguments[at:at + ARGUMENT_PIECE]}}
+                    yield head + choice + b',"delta":{"tool_calls":[' + dumps(fragment) + b"]}" + pending + tail
+    finish = dumps(reply.openai_finish())
+    for choice in choices:
+        yield head + choice + b',"delta":{},"logprobs":null,"finish_reason":' + finish + b"}" + tail
+    if request.include_usage:
+        yield head + b'],"usage":' + dumps(usage(request, match)) + b"}\n\n"
     yield b"data: [DONE]\n\n"
 
 
@@ -168,5 +256,4 @@ def error_body(status: int, message: str, *, param: str | None = None, code: str
 
 def stream_error_event(message: str) -> bytes:
     """A mid-stream error: the SDK raises openai.APIError on any chunk with an `error` key."""
-    body = error_body(500, message)
-    return b"data: " + dumps(body) + b"\n\n"
+    return b"data: " + dumps(error_body(500, message)) + b"\n\n"

@@ -28,6 +28,8 @@ class Command(BaseCommand):
             except ResponsesFileError as exc:
                 raise CommandError(f"Nothing was loaded from {exc.path}; the file has problems:\n{exc}") from None
             self.stdout.write(str(summary))
+            for warning in summary.warnings:
+                self.stderr.write(f"  warning: {warning}")
             for prompt in summary.admin_kept:
                 self.stderr.write(
                     f"  kept the admin's answer for {prompt[:60]!r}: it differs from the file "

@@ -1,0 +1,52 @@
+"""GET /v1/models and /v1/models/{id}: one configured list, in the OpenAI or the Anthropic shape.
+
+The two APIs share the path; a request carrying `anthropic-version` gets the Anthropic shape.
+"""
+from __future__ import annotations
+
+from django.conf import settings
+
+from .common import APIError, dumps
+
+OPENAI_CREATED = 1_700_000_000
+ANTHROPIC_CREATED_AT = "2025-01-01T00:00:00Z"
+
+
+def _openai(model_id: str) -> dict:
+    return {"id": model_id, "object": "model", "created": OPENAI_CREATED, "owned_by": "mockllm"}
+
+
+def _anthropic(model_id: str) -> dict:
+    display = " ".join(part.capitalize() for part in model_id.replace("-", " ").split())
+    return {"type": "model", "id": model_id, "display_name": display, "created_at": ANTHROPIC_CREATED_AT,
+            "lifecycle": "active"}
+
+
+def _find(model_id: str) -> str:
+    if model_id not in settings.MOCKLLM_MODELS:
+        raise APIError(404, f"The model `{model_id}` does not exist (this server lists: "
+                       f"{', '.join(settings.MOCKLLM_MODELS)}; set MOCKLLM_MODELS to change it).",
+                       code="model_not_found")
+    return model_id
+
+
+def render_list(anthropic: bool, query: dict) -> bytes:
+    models = list(settings.MOCKLLM_MODELS)
+    if not anthropic:
+        return dumps({"object": "list", "data": [_openai(m) for m in models]})
+    limit = query.get("limit", "20")
+    if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+        raise APIError(400, "`limit` must be a whole number from 1 to 1000.", param="limit")
+    if query.get("after_id"):
+        models = models[models.index(_find(query["after_id"])) + 1:]
+    if query.get("before_id"):
+        models = models[:models.index(_find(query["before_id"]))]
+        models = models[-int(limit):]
+    page = models[:int(limit)]
+    return dumps({"data": [_anthropic(m) for m in page], "has_more": len(models) > len(page),
+                  "first_id": page[0] if page else None, "last_id": page[-1] if page else None})
+
+
+def render_one(model_id: str, anthropic: bool) -> bytes:
+    found = _find(model_id)
+    return dumps(_anthropic(found) if anthropic else _openai(found))
