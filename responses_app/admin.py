@@ -1,28 +1,86 @@
 """Browse and edit canned prompts. Any save or delete here is served on the next request."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import orjson
+from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 
-from .index import bump_version
+from .index import bump_version, response_index
 from .models import CannedResponse, ResponseSet, Source
+from .providers import anthropic, openai, responses
+from .providers.common import APIError
+
+TRY_PROVIDERS = {
+    "openai": ("OpenAI chat completions (/v1/chat/completions)", openai),
+    "anthropic": ("Anthropic messages (/v1/messages)", anthropic),
+    "responses": ("OpenAI Responses API (/v1/responses)", responses),
+}
+TRY_EXAMPLE = '{"model": "mock-llm", "messages": [{"role": "user", "content": "what colour is the sky?"}]}'
+
+
+class TryRequestForm(forms.Form):
+    api = forms.ChoiceField(choices=[(k, v[0]) for k, v in TRY_PROVIDERS.items()], initial="openai")
+    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 14, "cols": 100}), initial=TRY_EXAMPLE,
+                           help_text="A request body exactly as your client would send it.")
 
 
 @admin.register(CannedResponse)
 class CannedResponseAdmin(admin.ModelAdmin):
-    list_display = ("short_prompt", "short_answer", "source", "differs_from_file", "updated_at")
+    list_display = ("short_prompt", "match_rule", "short_answer", "source", "differs_from_file", "updated_at")
     list_filter = ("source", "source_file", "updated_at")
     search_fields = ("prompt", "answer")
-    readonly_fields = ("source", "source_file", "file_answer", "created_at", "updated_at")
+    readonly_fields = ("source", "source_file", "file_answer", "position", "created_at", "updated_at")
     fieldsets = (
-        (None, {"fields": ("prompt", "answer")}),
-        ("Where it came from", {"fields": ("source", "source_file", "file_answer", "created_at", "updated_at")}),
+        (None, {"fields": ("prompt", "answer", "options")}),
+        ("Where it came from", {"fields": ("source", "source_file", "file_answer", "position", "created_at",
+                                           "updated_at")}),
     )
     list_per_page = 50
+
+    @admin.display(description="match")
+    def match_rule(self, obj: CannedResponse) -> str:
+        options = obj.options or {}
+        rule = options.get("match", "exact")
+        extras = [f"{k}={options[k]}" for k in ("on", "model", "provider", "tool", "priority") if k in options]
+        if "turns" in options:
+            extras.append(f"{len(options['turns'])} turns")
+        return ", ".join([rule, *extras])
+
+    def get_urls(self) -> list:
+        return [path("try/", self.admin_site.admin_view(self.try_request), name="responses_app_try_request"),
+                *super().get_urls()]
+
+    def try_request(self, request: HttpRequest) -> HttpResponse:
+        """Paste a request body and see which entry answers it, why others did not, and the answer."""
+        form = TryRequestForm(request.POST or None)
+        result: dict[str, Any] = {}
+        if request.method == "POST" and form.is_valid():
+            provider = TRY_PROVIDERS[form.cleaned_data["api"]][1]
+            try:
+                data = orjson.loads(form.cleaned_data["body"])
+                if not isinstance(data, dict):
+                    raise ValueError("the body must be a JSON object")
+                parsed = provider.parse_request(data)
+                match = response_index.current().find(parsed)
+                body = orjson.loads(provider.render_json(parsed, match, provider.new_response_ids()))
+                result = {
+                    "entry": match.entry and CannedResponse.objects.filter(pk=match.entry.id).first(),
+                    "rule": match.rule, "near_misses": match.near_misses, "prompt": parsed.prompt,
+                    "turn": parsed.turn, "body": json.dumps(body, indent=2, ensure_ascii=False),
+                }
+            except (ValueError, APIError) as exc:
+                result = {"error": getattr(exc, "message", str(exc))}
+        context = {**self.admin_site.each_context(request), "title": "Which entry answers this request?",
+                   "form": form, "result": result, "opts": self.model._meta}
+        return TemplateResponse(request, "admin/responses_app/try_request.html", context)
 
     @admin.display(description="prompt", ordering="prompt")
     def short_prompt(self, obj: CannedResponse) -> str:

@@ -97,3 +97,32 @@ def test_the_default_answer_is_editable_and_kept_over_the_file(admin_client, loa
     assert ask(admin_client, "never canned") == "ask me later"
     load_responses_file(loaded)
     assert ask(admin_client, "never canned") == "ask me later"
+
+
+def test_options_are_edited_as_json_and_validated(admin_client, loaded):
+    response = admin_client.post("/admin/responses_app/cannedresponse/add/", {
+        "prompt": "weather", "answer": "sunny", "options": '{"match": "contains", "model": "m*"}'})
+    assert response.status_code == 302
+    assert ask(admin_client, "what is the weather today?") == "sunny"
+    bad = admin_client.post("/admin/responses_app/cannedresponse/add/", {
+        "prompt": "(unclosed", "answer": "x", "options": '{"match": "regex"}'})
+    assert bad.status_code == 200 and "invalid regular expression" in bad.content.decode()
+    unknown = admin_client.post("/admin/responses_app/cannedresponse/add/", {
+        "prompt": "y", "answer": "x", "options": '{"matsh": "exact"}'})
+    assert "unknown field `matsh`" in unknown.content.decode()
+
+
+def test_the_try_page_says_which_entry_answers_and_why_others_did_not(admin_client, loaded):
+    CannedResponse.objects.create(prompt="Hello World", answer="hi")
+    page = admin_client.get("/admin/responses_app/cannedresponse/").content.decode()
+    assert "/admin/responses_app/cannedresponse/try/" in page
+    body = '{"model": "m", "messages": [{"role": "user", "content": "what is 2+2?"}]}'
+    page = admin_client.post("/admin/responses_app/cannedresponse/try/", {"api": "openai", "body": body}).content.decode()
+    row = CannedResponse.objects.get(prompt="what is 2+2?")
+    assert f"Answered by <a href=\"/admin/responses_app/cannedresponse/{row.pk}/change/\">" in page
+    assert "2+2 equals 9." in page
+    body = '{"model": "c", "max_tokens": 5, "messages": [{"role": "user", "content": "hello world"}]}'
+    page = admin_client.post("/admin/responses_app/cannedresponse/try/", {"api": "anthropic", "body": body}).content.decode()
+    assert "No entry matched" in page and "differs only in case or white space" in page
+    page = admin_client.post("/admin/responses_app/cannedresponse/try/", {"api": "anthropic", "body": "{}"}).content.decode()
+    assert "would be refused" in page and "`model` is required" in page
