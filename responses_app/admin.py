@@ -26,6 +26,27 @@ TRY_PROVIDERS = {
 TRY_EXAMPLE = '{"model": "mock-llm", "messages": [{"role": "user", "content": "what colour is the sky?"}]}'
 
 
+class PrettyJSONField(forms.JSONField):
+    """Options shown indented, one key per line, so they read as text rather than a blob."""
+
+    def prepare_value(self, value: Any) -> str:
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, ensure_ascii=False, indent=2)
+
+
+class CannedResponseForm(forms.ModelForm):
+    options = PrettyJSONField(required=False, widget=forms.Textarea(attrs={"rows": 8, "cols": 90}),
+                              help_text=CannedResponse._meta.get_field("options").help_text)
+
+    class Meta:
+        model = CannedResponse
+        fields = ("prompt", "answer", "options")
+
+    def clean_options(self) -> Any:
+        return self.cleaned_data.get("options") or {}
+
+
 class TryRequestForm(forms.Form):
     api = forms.ChoiceField(choices=[(k, v[0]) for k, v in TRY_PROVIDERS.items()], initial="openai")
     body = forms.CharField(widget=forms.Textarea(attrs={"rows": 14, "cols": 100}), initial=TRY_EXAMPLE,
@@ -34,6 +55,7 @@ class TryRequestForm(forms.Form):
 
 @admin.register(CannedResponse)
 class CannedResponseAdmin(admin.ModelAdmin):
+    form = CannedResponseForm
     list_display = ("short_prompt", "match_rule", "short_answer", "source", "differs_from_file", "updated_at")
     list_filter = ("source", "source_file", "updated_at")
     search_fields = ("prompt", "answer")
