@@ -1,11 +1,17 @@
-"""The ASGI handler that serves /v1/ with its own short middleware chain."""
+"""The ASGI handler that serves /v1/: the DRF views, run on the event loop with no thread hops."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any, Awaitable, Callable
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
+from django.http import HttpResponseBase
 from django.test.utils import override_settings
+from django.urls import set_script_prefix
 
 from .index import response_index
 
@@ -13,26 +19,61 @@ ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaita
 
 
 class APIHandler(ASGIHandler):
-    """Django's ASGI handler, built from MOCKLLM_API_MIDDLEWARE instead of MIDDLEWARE.
+    """Django's ASGI handler, made lean for the API.
 
-    On its first request it starts this process's index poller, so only processes that serve the
-    API poll (never `migrate`, the test runner or runserver's autoreloader).
+    Django's own handler hops to a worker thread three times per request: for the request_started
+    signal, for a sync view (DRF views are sync), and for response.close() with request_finished.
+    Those exist for views that use the database. The API views never do: they answer from the
+    in-memory index (index.py), whose rare rebuild is awaited in a thread *before* the view runs.
+    So this handler builds MOCKLLM_API_MIDDLEWARE (async- and sync-capable middleware) as a sync
+    chain and calls it directly on the event loop; Django's async_unsafe guard would raise if any
+    code on it touched the database. Streams are sent while watching for the client to disconnect,
+    which cancels them, as Django does.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self._polling = False
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if not self._polling:
-            self._polling = True
-            response_index.start_polling(settings.MOCKLLM_INDEX_POLL_SECONDS)
-        await super().__call__(scope, receive, send)
-
     def load_middleware(self, is_async: bool = False) -> None:
         # BaseHandler reads settings.MIDDLEWARE while it builds the chain; this runs once, at start-up.
         with override_settings(MIDDLEWARE=settings.MOCKLLM_API_MIDDLEWARE):
-            super().load_middleware(is_async)
+            super().load_middleware(is_async=False)
+
+    async def handle(self, scope: dict, receive: Any, send: Any) -> None:
+        if not self._polling:  # only processes that serve the API poll for changes made elsewhere
+            self._polling = True
+            response_index.start_polling(settings.MOCKLLM_INDEX_POLL_SECONDS)
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        response: HttpResponseBase | None = None
+        try:
+            set_script_prefix(get_script_prefix(scope))
+            request, response = self.create_request(scope, body_file)
+            if request is not None:
+                if response_index.needs_rebuild():
+                    await sync_to_async(response_index.current)()
+                response = self.get_response(request)
+            if response.streaming:
+                await self._send_watching_disconnect(response, send, receive)
+            else:
+                await self.send_response(response, send)
+        finally:
+            body_file.close()
+            for closer in getattr(response, "_resource_closers", ()):
+                closer()
+
+    async def _send_watching_disconnect(self, response: HttpResponseBase, send: Any, receive: Any) -> None:
+        sender = asyncio.create_task(self.send_response(response, send))
+        listener = asyncio.create_task(self.listen_for_disconnect(receive))
+        await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (sender, listener):
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RequestAborted, AssertionError):
+                await task
 
 
 def route_http(api: ASGIApp, site: ASGIApp) -> ASGIApp:

@@ -63,6 +63,10 @@ class IndexHolder:
             index = self._rebuild_if_stale()
         return index
 
+    def needs_rebuild(self) -> bool:
+        """True when the next current() would read the database (call it off the event loop then)."""
+        return self._index is None or self._stale
+
     def mark_stale(self) -> None:
         self._stale = True
 
