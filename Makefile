@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check --quiet
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test install install-dev migrate conformance clean
+.PHONY: run test bench install install-dev migrate conformance clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,9 +37,20 @@ test: install-dev
 	$(PY) manage.py check
 	$(PY) -m pytest
 
+# Side by side with the original mockllm==0.0.8 (in its own venv) and a bare ASGI app, driven by wrk.
+BENCH_VENV := .bench
+$(BENCH_VENV)/.installed: tests/benchmarks/requirements-original.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip --disable-pip-version-check --quiet install -r tests/benchmarks/requirements-original.txt
+	touch $@
+
+bench: install-dev $(BENCH_VENV)/.installed
+	@command -v wrk >/dev/null || apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(PY) tests/benchmarks/compare.py --original-python $(BENCH_VENV)/bin/python $(ARGS)
+
 # The shared SDK conformance check against a server that is already running (make run).
 conformance: install-dev
 	$(PY) ../shared/tools/sdk_conformance.py http://$(HOST):$(PORT) $(ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache

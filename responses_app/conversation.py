@@ -1,8 +1,11 @@
 """The provider-neutral shapes between the wire formats and matching: what was asked, what to answer."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Mapping
+
+NO_USAGE: Mapping[str, int] = MappingProxyType({})  # shared by every reply without overrides
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +61,13 @@ class Reply:
     thinking: str | None = None
     finish_reason: str | None = None  # OpenAI name, when the entry fixes it
     stop_reason: str | None = None  # Anthropic name, when the entry fixes it
-    usage: dict[str, int] = field(default_factory=dict)  # {"input_tokens": .., "output_tokens": ..} overrides
+    usage_overrides: Mapping[str, int] | None = None  # {"input_tokens": .., "output_tokens": ..}
     response_id: str | None = None
     created: int | None = None
+
+    @property
+    def usage(self) -> Mapping[str, int]:
+        return self.usage_overrides or NO_USAGE
 
     def openai_finish(self) -> str:
         if self.finish_reason:

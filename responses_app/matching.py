@@ -40,7 +40,8 @@ def reply_from_spec(spec: dict[str, Any]) -> Reply:
         text = ""
     return Reply(
         text=text, tool_calls=calls, thinking=spec.get("thinking"), finish_reason=spec.get("finish_reason"),
-        stop_reason=spec.get("stop_reason"), usage=dict(spec.get("usage", {})), response_id=spec.get("id"),
+        stop_reason=spec.get("stop_reason"), usage_overrides=dict(spec["usage"]) if spec.get("usage") else None,
+        response_id=spec.get("id"),
         created=spec.get("created"),
     )
 
@@ -53,7 +54,7 @@ def reply_tokens(reply: Reply) -> int:
     return total
 
 
-@dataclass(frozen=True, slots=True, eq=False)  # compared and hashed by identity
+@dataclass(slots=True, eq=False)  # hashed by identity; not frozen, which makes building 100,000 slower
 class Entry:
     id: int
     prompt: str
@@ -73,6 +74,9 @@ class Entry:
     @classmethod
     def build(cls, id: int, prompt: str, answer: str, options: dict[str, Any], position: int) -> "Entry":
         kind = options.get("match", "exact")
+        if not options:  # the original format: most entries of a large set
+            return cls(id=id, prompt=prompt, kind="exact", target="last_user", rank=(0, position, id),
+                       replies=(Reply(answer),), key=prompt.strip())
         if "turns" in options:
             replies = tuple(reply_from_spec(turn) for turn in options["turns"])
         else:
@@ -182,7 +186,7 @@ class ResponseIndex:
     _exact: dict[str, tuple[Entry, ...]] = field(repr=False, default_factory=dict)
     _normalized: dict[str, tuple[Entry, ...]] = field(repr=False, default_factory=dict)
     _scan: tuple[Entry, ...] = field(repr=False, default=())
-    _near: dict[str, tuple[Entry, ...]] = field(repr=False, default_factory=dict)
+    _near: dict[str, dict[str, tuple[Entry, ...]]] = field(repr=False, default_factory=dict)  # built when first needed
     _embeddings: dict[str, tuple[float, ...]] = field(repr=False, default_factory=dict)
 
     @classmethod
@@ -197,7 +201,6 @@ class ResponseIndex:
         )
         exact: dict[str, list[Entry]] = {}
         normalized: dict[str, list[Entry]] = {}
-        near: dict[str, list[Entry]] = {}
         scan: list[Entry] = []
         embeddings: dict[str, tuple[float, ...]] = {}
         for entry in entries:
@@ -209,12 +212,20 @@ class ResponseIndex:
                 normalized.setdefault(entry.key, []).append(entry)
             else:
                 exact.setdefault(entry.key, []).append(entry)
-                near.setdefault(normalize(entry.key), []).append(entry)
         return cls(
             version, unknown_response, settings, tuple(entries),
             {k: tuple(v) for k, v in exact.items()}, {k: tuple(v) for k, v in normalized.items()}, tuple(scan),
-            {k: tuple(v) for k, v in near.items()}, embeddings,
+            {}, embeddings,
         )
+
+    def _near_map(self) -> dict[str, tuple[Entry, ...]]:
+        """Exact entries by their normalized text, for "differs only in case" hints; built on first use."""
+        if "map" not in self._near:
+            near: dict[str, list[Entry]] = {}
+            for key, entries in self._exact.items():
+                near.setdefault(normalize(key), []).extend(entries)
+            self._near["map"] = {k: tuple(v) for k, v in near.items()}
+        return self._near["map"]
 
     def find(self, request: ChatRequest) -> Match:
         """The first entry, in rank order, whose text and restrictions accept the request."""
@@ -241,7 +252,7 @@ class ResponseIndex:
 
     def _near_misses(self, request: ChatRequest, refused: list[str], folded: str) -> list[str]:
         hints = list(refused)
-        for entry in self._near.get(folded or normalize(request.prompt), ()):
+        for entry in self._near_map().get(folded or normalize(request.prompt), ()):
             hints.append(f"{entry.label()}: differs only in case or white space (use `match: {{normalized: ...}}`)")
         if not hints and request.prompt.strip():
             sample = [e.key for e in self.entries[:NEAR_MISS_SAMPLE] if e.kind == "exact"]
