@@ -222,6 +222,8 @@ MOCKLLM_MODELS = env_list(
 )
 # Length of derived embedding vectors when a request gives no `dimensions`.
 MOCKLLM_EMBEDDING_DIMENSIONS = env_int("MOCKLLM_EMBEDDING_DIMENSIONS", 1536, minimum=1)
+# The longest a `stall` or `timeout` fault keeps a connection waiting.
+MOCKLLM_STALL_SECONDS = env_float("MOCKLLM_STALL_SECONDS", 300.0, minimum=0.0)
 # How often each server process checks whether the canned set changed in another process.
 MOCKLLM_INDEX_POLL_SECONDS = env_float("MOCKLLM_INDEX_POLL_SECONDS", 0.25, minimum=0.01)
 

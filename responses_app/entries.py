@@ -12,6 +12,7 @@ An entry's stored form is a row: `prompt` (the text it matches), `answer` (the t
               usage, id, created)
     turns: a list of full replies, one per conversation turn
     embedding: a fixed vector for /v1/embeddings
+    error, timing, stream_error: failures and pacing for this entry (faults.py)
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
 STOP_REASONS = ("end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal",
                 "model_context_window_exceeded")
 ENTRY_KEYS = ("match", "response", "turns", "model", "provider", "tool", "has_tool_result", "priority", "name",
-              "embedding")
+              "embedding", "error", "timing", "stream_error")
+FAULT_KEYS = ("error", "timing", "stream_error")  # failures and timing on demand (faults.py)
 RESPONSE_KEYS = ("text", "tool_calls", "thinking", "finish_reason", "stop_reason", "usage", "id", "created")
 # The options that decide what an entry matches: two entries may not agree on all of them.
 MATCH_OPTIONS = ("match", "on", "model", "provider", "tool", "has_tool_result")
@@ -242,15 +244,20 @@ def parse_entry(entry: dict) -> tuple[str, str, dict[str, Any]]:
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in vector):
             raise EntryError("embedding", "`embedding` must be a non-empty list of numbers", line_of(entry["embedding"]))
         options["embedding"] = [float(x) for x in vector]
-    if "response" not in entry and "turns" not in entry and "embedding" not in entry:
-        raise EntryError("response", "the entry needs a `response` (or `turns`, or an `embedding`)")
+    from .faults import parse_error, parse_stream_error, parse_timing
+
+    for key, parse in (("error", parse_error), ("timing", parse_timing), ("stream_error", parse_stream_error)):
+        if key in entry:
+            options[key] = parse(entry[key], key)
+    if not any(key in entry for key in ("response", "turns", "embedding", "error")):
+        raise EntryError("response", "the entry needs a `response` (or `turns`, an `embedding` or an `error`)")
     return prompt, answer, options
 
 
 def entry_from_row(prompt: str, answer: str, options: dict[str, Any]) -> dict[str, Any]:
     """The list entry a stored row stands for (the inverse of parse_entry)."""
     spec = {k: v for k, v in options.items() if k in ("model", "provider", "tool", "has_tool_result", "priority",
-                                                       "name", "turns", "embedding")}
+                                                       "name", "turns", "embedding", *FAULT_KEYS)}
     kind, target = options.get("match", "exact"), options.get("on")
     spec["match"] = prompt if kind == "exact" and not target else {kind: prompt, **({"on": target} if target else {})}
     if "turns" not in options:
@@ -263,7 +270,7 @@ def validate_row(prompt: str, answer: str, options: Any) -> dict[str, Any]:
     if not isinstance(options, dict):
         raise EntryError("options", "options must be a JSON object")
     _unknown_keys(options, ("match", "on", "model", "provider", "tool", "has_tool_result", "priority", "name",
-                            "response", "turns", "embedding"), "")
+                            "response", "turns", "embedding", *FAULT_KEYS), "")
     if options.get("match", "exact") not in MATCH_KINDS:
         raise EntryError("match", f"`match` must be one of {', '.join(MATCH_KINDS)}")
     return parse_entry(entry_from_row(prompt, answer, options))[2]

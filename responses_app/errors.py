@@ -1,14 +1,17 @@
 """Every error under /v1/ in the shape of the provider the client speaks, decided in one place."""
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 from types import ModuleType
-from typing import Any
+from typing import Any, Mapping
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions as drf
 
+from .faults import Budget, rate_limiter, seconds_text
 from .providers import anthropic, openai
 from .providers.common import APIError, dumps
 
@@ -73,3 +76,77 @@ def provider_exception_handler(exc: Exception, context: dict) -> HttpResponse:
 
 def unknown_route(request: HttpRequest, path: str = "") -> HttpResponse:
     return error_response(request, 404, f"Unknown request URL: {request.method} {request.path}.", code="unknown_url")
+
+
+MOCK_MESSAGES = {
+    400: "Bad request.", 401: "Incorrect API key provided.", 403: "You are not allowed to use this model.",
+    404: "The model does not exist.", 408: "The request timed out.", 409: "The request conflicts with another one.",
+    413: "The request is too large.", 422: "The request could not be processed.",
+    429: "Rate limit reached for requests.", 500: "The server had an error while processing your request.",
+    502: "Bad gateway.", 503: "The engine is currently overloaded, please try again later.",
+    504: "Gateway timeout.", 529: "Overloaded.",
+}
+
+
+def client_key(request: HttpRequest) -> str:
+    """Who a request is from, for rate limits: its API key (hashed, never kept), else its address."""
+    key = request.META.get("HTTP_X_API_KEY") or ""
+    authorization = request.META.get("HTTP_AUTHORIZATION", "")
+    if not key and authorization.lower().startswith("bearer "):
+        key = authorization[7:].strip()
+    if key:
+        return "key:" + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:16]
+    return "addr:" + str(request.META.get("REMOTE_ADDR", ""))
+
+
+def mock_headers(request: HttpRequest) -> dict[str, str]:
+    """The request's X-Mock-* headers, by lower-case name."""
+    return {name[5:].lower().replace("_", "-"): value for name, value in request.META.items()
+            if name.startswith("HTTP_X_MOCK_")}
+
+
+def add_rate_limit_headers(response: HttpResponse, budget: Budget, provider: ModuleType) -> None:
+    """The x-ratelimit-* family (and Anthropic's anthropic-ratelimit-* one) from a client's budgets."""
+    for kind in ("requests", "tokens"):
+        limit, remaining = getattr(budget, f"limit_{kind}"), getattr(budget, f"remaining_{kind}")
+        if limit is None:
+            continue
+        reset = getattr(budget, f"reset_{kind}")
+        response[f"x-ratelimit-limit-{kind}"] = str(limit)
+        response[f"x-ratelimit-remaining-{kind}"] = str(remaining)
+        response[f"x-ratelimit-reset-{kind}"] = seconds_text(reset)
+        if provider is anthropic:
+            response[f"anthropic-ratelimit-{kind}-limit"] = str(limit)
+            response[f"anthropic-ratelimit-{kind}-remaining"] = str(remaining)
+            response[f"anthropic-ratelimit-{kind}-reset"] = seconds_text(reset)
+
+
+def mock_error_response(request: HttpRequest, spec: Mapping[str, Any], *, source: str,
+                        budget: Budget | None = None) -> HttpResponse:
+    """An error asked for (by a header, an entry, a model name, chance or a rate limit), in the
+    provider's shape, with the headers clients act on: retry-after(-ms), x-should-retry, x-ratelimit-*."""
+    status = int(spec["status"])
+    message = spec.get("message") or f"{MOCK_MESSAGES.get(status, 'Mock error.')} (mockllm: {source})"
+    error_type = spec.get("type")
+    if provider_for(request) is anthropic and status == 529 and not error_type:
+        error_type = "overloaded_error"
+    response = error_response(request, status, message, code=spec.get("code"), error_type=error_type)
+    retry_after = spec.get("retry_after")
+    if retry_after is None and status == 429:
+        retry_after = budget.retry_after if budget is not None and budget.retry_after is not None else 1.0
+    if retry_after is not None:
+        response["retry-after"] = str(math.ceil(retry_after))
+        response["retry-after-ms"] = str(round(retry_after * 1000))
+        rate_limiter.note_retry_after(client_key(request), retry_after)
+    if "should_retry" in spec:
+        response["x-should-retry"] = "true" if spec["should_retry"] else "false"
+    if status == 429:
+        if budget is None or budget.limit_requests is None:
+            budget = Budget(limit_requests=budget.limit_requests if budget else None, remaining_requests=0,
+                            reset_requests=retry_after or 0.0, limit_tokens=budget.limit_tokens if budget else None,
+                            remaining_tokens=budget.remaining_tokens if budget else None)
+            response["x-ratelimit-remaining-requests"] = "0"
+            response["x-ratelimit-reset-requests"] = seconds_text(retry_after or 0.0)
+        add_rate_limit_headers(response, budget, provider_for(request))
+    request.log_fields = {**getattr(request, "log_fields", {}), "mock_error": status, "mock_error_source": source}
+    return response

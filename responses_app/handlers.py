@@ -14,6 +14,7 @@ from django.test.utils import override_settings
 from django.urls import set_script_prefix
 
 from .index import response_index
+from .sse import StreamAborted
 
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[Any]]
 
@@ -56,8 +57,9 @@ class APIHandler(ASGIHandler):
                 if response_index.needs_rebuild():
                     await sync_to_async(response_index.current)()
                 response = self.get_response(request)
-            if response.streaming:
-                await self._send_watching_disconnect(response, send, receive)
+            hold = getattr(response, "mockllm_hold", 0)
+            if response.streaming or hold:
+                await self._send_watching_disconnect(response, send, receive, hold)
             else:
                 await self.send_response(response, send)
         finally:
@@ -65,8 +67,16 @@ class APIHandler(ASGIHandler):
             for closer in getattr(response, "_resource_closers", ()):
                 closer()
 
-    async def _send_watching_disconnect(self, response: HttpResponseBase, send: Any, receive: Any) -> None:
-        sender = asyncio.create_task(self.send_response(response, send))
+    async def _send_watching_disconnect(self, response: HttpResponseBase, send: Any, receive: Any,
+                                        hold: float = 0) -> None:
+        """Send after `hold` seconds (a delay asked for), cancelling if the client goes away first."""
+
+        async def send_later() -> None:
+            if hold:
+                await asyncio.sleep(hold)
+            await self.send_response(response, send)
+
+        sender = asyncio.create_task(send_later())
         listener = asyncio.create_task(self.listen_for_disconnect(receive))
         await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)
         for task in (sender, listener):
@@ -74,6 +84,8 @@ class APIHandler(ASGIHandler):
                 task.cancel()
             with contextlib.suppress(asyncio.CancelledError, RequestAborted, AssertionError):
                 await task
+        if sender.done() and not sender.cancelled() and isinstance(sender.exception(), StreamAborted):
+            raise StreamAborted  # the ASGI server drops the connection: the `disconnect` fault
 
 
 def route_http(api: ASGIApp, site: ASGIApp) -> ASGIApp:

@@ -307,13 +307,26 @@ def _parse_settings(node: yaml.Node | None, problems: list[Problem]) -> dict[str
     if not isinstance(node, yaml.MappingNode):
         problems.append(_problem(node, "`settings` must be a mapping"))
         return None
+    from .faults import parse_failures, parse_model_rules, parse_rate_limits, parse_timing
+
+    nested = {"timing": parse_timing, "failures": parse_failures, "rate_limits": parse_rate_limits,
+              "models": parse_model_rules}
     constructor = yaml.SafeLoader("")
     settings: dict[str, Any] = {}
     for key, value in node.value:
-        if not isinstance(key, yaml.ScalarNode) or not isinstance(value, yaml.ScalarNode):
-            problems.append(_problem(key, "each setting must be `name: value` with a single value"))
+        name = _scalar_text(key) if isinstance(key, yaml.ScalarNode) else None
+        if name in nested:
+            try:
+                settings[name] = nested[name](_node_data(value, constructor, [MAX_VALUES]), f"settings.{name}")
+            except EntryError as exc:
+                problems.append(Problem(exc.line or _where(value)[0], 1, exc.message))
+            except _TooLarge:
+                problems.append(_problem(value, "the file expands to too many values (a YAML alias bomb?)"))
             continue
-        name = _scalar_text(key)
+        if not isinstance(key, yaml.ScalarNode) or not isinstance(value, yaml.ScalarNode):
+            problems.append(_problem(key, f"setting {name!r} must be `name: value` with a single value "
+                                     f"(the nested settings are: {', '.join(nested)})"))
+            continue
         parsed = constructor.construct_object(value)
         expected = KNOWN_SETTINGS.get(name)
         if expected and (not isinstance(parsed, expected) or (bool not in expected and isinstance(parsed, bool))):

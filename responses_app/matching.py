@@ -70,6 +70,7 @@ class Entry:
     embedding: tuple[float, ...] | None = None
     key: str = ""  # the exact key (trimmed) or the normalized text, per kind
     regex: Any = field(default=None, compare=False)
+    faults: dict[str, Any] | None = None  # the entry's error, timing and stream_error options
 
     @classmethod
     def build(cls, id: int, prompt: str, answer: str, options: dict[str, Any], position: int) -> "Entry":
@@ -89,6 +90,7 @@ class Entry:
             has_tool_result=options.get("has_tool_result"), name=options.get("name"),
             embedding=tuple(options["embedding"]) if "embedding" in options else None,
             key=key, regex=re2.compile(prompt) if kind == "regex" else None,
+            faults={k: options[k] for k in ("error", "timing", "stream_error") if k in options} or None,
         )
 
     def label(self) -> str:

@@ -10,7 +10,9 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
-from .errors import error_response
+from .entries import EntryError
+from .errors import error_response, mock_error_response, mock_headers
+from .faults import error_from_headers
 from .providers.common import new_request_id
 
 access_logger = logging.getLogger("mockllm.access")
@@ -105,9 +107,12 @@ class ProviderErrorMiddleware(_Middleware):
     """
 
     def before(self, request: HttpRequest) -> HttpResponse | None:
-        wanted = request.META.get("HTTP_X_MOCK_STATUS")
-        if wanted is not None:
-            return self._requested_error(request, wanted.strip())
+        if "HTTP_X_MOCK_STATUS" in request.META:
+            try:
+                spec = error_from_headers(mock_headers(request))
+            except EntryError as exc:
+                return error_response(request, 400, f"{exc.message} (in the X-Mock-* headers)")
+            return mock_error_response(request, spec, source="X-Mock-Status header")
         length = request.META.get("CONTENT_LENGTH")
         if length and length.isdigit() and int(length) > settings.MOCKLLM_MAX_BODY_BYTES:
             return error_response(
@@ -116,15 +121,6 @@ class ProviderErrorMiddleware(_Middleware):
                 f"{settings.MOCKLLM_MAX_BODY_BYTES} (MOCKLLM_MAX_BODY_BYTES).",
             )
         return None
-
-    @staticmethod
-    def _requested_error(request: HttpRequest, wanted: str) -> HttpResponse:
-        """`X-Mock-Status: 429` answers with that error, in the provider's shape, whatever the body."""
-        if not wanted.isdigit() or not 400 <= int(wanted) <= 599:
-            return error_response(request, 400, f"X-Mock-Status must be an error status from 400 to 599; got {wanted!r}.")
-        status = int(wanted)
-        request.log_fields["mock_status"] = status
-        return error_response(request, status, f"Mock error {status} requested with the X-Mock-Status header.")
 
     def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         if response.status_code >= 400 and not response.get("Content-Type", "").startswith("application/json"):

@@ -1,21 +1,60 @@
-"""Provider-neutral SSE delivery: events from a provider module, written to the client."""
+"""Provider-neutral SSE delivery: pacing, broken streams on demand, and how each stream ended."""
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, Mapping
 
 logger = logging.getLogger("mockllm.sse")
 
 # Without pacing, several events go out in one write: clients parse the same events either way,
 # and a stream's cost grows with its number of writes, not its bytes.
 BATCH_BYTES = 16 * 1024
+DEFAULT_FAULT_AFTER_CHUNKS = 5
+MALFORMED_EVENT = b'data: {"id": "mockllm-malformed", "choices": [{"delta": {"content": \n\n'
+
+
+class StreamAborted(Exception):
+    """Raised to drop the connection in the middle of a stream (the `disconnect` fault)."""
 
 
 async def deliver(
-    events: Iterable[bytes], *, log_fields: dict, error_event: Callable[[str], bytes]
+    events: Iterable[bytes], *, log_fields: dict, error_event: Callable[[str], bytes],
+    ttft: float = 0.0, duration: float = 0.0, jitter: float = 0.0, seed: int | None = None,
+    fault: Mapping[str, Any] | None = None, stall_seconds: float = 300.0,
 ) -> AsyncIterator[bytes]:
-    """Yield the events in batches, noting in `log_fields["stream_end"]` how the stream ended."""
+    """Yield the events, noting in `log_fields["stream_end"]` how the stream ended.
+
+    Unpaced and unbroken streams go out in batches. Otherwise each event is its own write: the first
+    after `ttft` seconds, the rest spread evenly over `duration` (each gap varied by up to ±`jitter`
+    from Random(seed)), against absolute deadlines so that the pace does not drift, sleeping (never
+    spinning) in between. `fault` breaks the stream after some chunks or milliseconds (sse faults:
+    error, disconnect, no_done, malformed, stall).
+    """
+    try:
+        if not (ttft or duration or fault):
+            async for part in _batched(events):
+                yield part
+        else:
+            async for part in _paced(list(events), error_event, ttft, duration, jitter, seed, fault, stall_seconds,
+                                     log_fields):
+                yield part
+        log_fields.setdefault("stream_end", "completed")
+    except (asyncio.CancelledError, GeneratorExit):
+        log_fields["stream_end"] = "client_disconnected"
+        raise
+    except StreamAborted:
+        log_fields["stream_end"] = "fault:disconnect"
+        raise
+    except Exception:
+        logger.exception("error while streaming an answer")
+        log_fields["stream_end"] = "error"
+        yield error_event("The server had an error while streaming the answer.")
+
+
+async def _batched(events: Iterable[bytes]) -> AsyncIterator[bytes]:
     batch: list[bytes] = []
     size = 0
     try:
@@ -27,13 +66,54 @@ async def deliver(
                 batch.clear()
                 size = 0
                 await asyncio.sleep(0)  # a point where a client's disconnect can cancel the stream
-        if batch:
-            yield b"".join(batch)
-        log_fields["stream_end"] = "completed"
-    except (asyncio.CancelledError, GeneratorExit):
-        log_fields["stream_end"] = "client_disconnected"
-        raise
     except Exception:
-        logger.exception("error while streaming an answer")
-        log_fields["stream_end"] = "error"
-        yield b"".join(batch) + error_event("The server had an error while streaming the answer.")
+        if batch:  # what was made before the failure still goes out, ahead of the error event
+            yield b"".join(batch)
+        raise
+    if batch:
+        yield b"".join(batch)
+
+
+async def _paced(
+    events: list[bytes], error_event: Callable[[str], bytes], ttft: float, duration: float, jitter: float,
+    seed: int | None, fault: Mapping[str, Any] | None, stall_seconds: float, log_fields: dict,
+) -> AsyncIterator[bytes]:
+    loop = asyncio.get_running_loop()
+    rng = random.Random(seed)
+    gap = duration / max(len(events) - 1, 1)
+    start = loop.time()
+    deadline = start + ttft
+    mode = fault.get("mode") if fault else None
+    cut_at = None
+    if mode is not None and "after_ms" not in fault:
+        cut_at = min(fault.get("after_chunks", DEFAULT_FAULT_AFTER_CHUNKS), max(len(events) - 1, 0))
+    if mode == "no_done":  # the stream just ends: no [DONE], no message_stop, no response.completed
+        events, mode = events[:-1], None
+    for index, event in enumerate(events):
+        if mode is not None:
+            due = index == cut_at
+            if "after_ms" in fault:
+                fault_time = start + fault["after_ms"] / 1000
+                due = deadline >= fault_time or index == len(events) - 1
+                if due and loop.time() < fault_time:
+                    await asyncio.sleep(fault_time - loop.time())
+            if due:
+                log_fields["stream_end"] = f"fault:{mode}"
+                async for part in _break(mode, error_event, stall_seconds):
+                    yield part
+                return
+        delay = deadline - loop.time()
+        await asyncio.sleep(delay if delay > 0 else 0)
+        yield event
+        deadline += gap * (1 + jitter * (2 * rng.random() - 1)) if jitter else gap
+
+
+async def _break(mode: str, error_event: Callable[[str], bytes], stall_seconds: float) -> AsyncIterator[bytes]:
+    if mode == "error":
+        yield error_event("Overloaded (mockllm: a mid-stream error was asked for).")
+    elif mode == "malformed":
+        yield MALFORMED_EVENT
+    elif mode == "stall":  # the connection stays open and nothing more comes
+        await asyncio.sleep(stall_seconds)
+    elif mode == "disconnect":
+        raise StreamAborted

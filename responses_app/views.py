@@ -1,17 +1,24 @@
 """Thin DRF views, one per upstream endpoint: validate, look up, answer."""
 from __future__ import annotations
 
+import logging
 from types import ModuleType
 
+from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from .conversation import ChatRequest
+from .entries import EntryError
+from .errors import add_rate_limit_headers, client_key, mock_error_response, mock_headers
+from .faults import plan_for, rate_limiter, split_text, stream_seconds
 from .index import response_index
 from .providers import anthropic, completions, embeddings, models, openai, responses
-from .providers.common import read_json_body
+from .providers.common import APIError, read_json_body
 from .sse import deliver
+
+logger = logging.getLogger("mockllm.faults")
 
 
 def _header_safe(text: str) -> str:
@@ -19,29 +26,66 @@ def _header_safe(text: str) -> str:
 
 
 def answer(request: Request, provider: ModuleType, parsed: ChatRequest) -> HttpResponse | StreamingHttpResponse:
-    """Find the canned reply for a parsed request and send it as JSON or as an SSE stream."""
-    match = response_index.current().find(parsed)
-    log_fields = request._request.__dict__.setdefault("log_fields", {})
+    """Find the canned reply for a parsed request, apply any failures or timing asked for, and send
+    it as JSON or as an SSE stream."""
+    django_request = request._request
+    index = response_index.current()
+    match = index.find(parsed)
+    log_fields = django_request.__dict__.setdefault("log_fields", {})
     log_fields.update(
         provider=parsed.provider, endpoint=parsed.endpoint, model=parsed.model, stream=parsed.stream,
         matched=match.entry.id if match.entry else "default", match_rule=match.rule,
     )
     if match.near_misses:
         log_fields["near_misses"] = list(match.near_misses)
+    try:
+        plan = plan_for(mock_headers(django_request), parsed.model, match.entry.faults if match.entry else None,
+                        index.settings)
+    except EntryError as exc:
+        raise APIError(400, f"{exc.message} (in the X-Mock-* headers)") from None
+
+    client = client_key(django_request)
+    early = rate_limiter.early_by(client)
+    if early is not None:  # did the client behave? it came back before the retry-after it was given
+        log_fields["early_retry_ms"] = round(early * 1000)
+        logger.warning("a client retried %.0f ms before the retry-after it was given", early * 1000,
+                       extra={"event": "early_retry", "client": client, "early_ms": round(early * 1000)})
+    budget = None
+    if index.settings.get("rate_limits"):
+        budget = rate_limiter.spend(client, index.settings["rate_limits"], parsed.input_tokens + match.output_tokens)
+        if budget.retry_after is not None:
+            return mock_error_response(django_request, {"status": 429, "retry_after": budget.retry_after},
+                                       source="rate limit", budget=budget)
+    if plan.error is not None:
+        return mock_error_response(django_request, plan.error, source="error asked for", budget=budget)
+
+    timing = plan.timing
+    chunk = timing.get("chunk", "char")
+    text = match.reply.text or "".join(call.arguments for call in match.reply.tool_calls)
+    ttft = timing.get("ttft_ms", 0.0) / 1000
+    duration = stream_seconds(timing, len(split_text(text, chunk)), len(text), match.output_tokens)
     ids = provider.new_response_ids()
     if parsed.stream:
-        events = provider.iter_stream(parsed, match, ids)
+        events = provider.iter_stream(parsed, match, ids, chunk)
         response: HttpResponse | StreamingHttpResponse = StreamingHttpResponse(
-            deliver(events, log_fields=log_fields, error_event=provider.stream_error_event),
+            deliver(events, log_fields=log_fields, error_event=provider.stream_error_event, ttft=ttft,
+                    duration=duration, jitter=timing.get("jitter", 0.0), seed=timing.get("seed"),
+                    fault=plan.stream_error, stall_seconds=settings.MOCKLLM_STALL_SECONDS),
             content_type="text/event-stream; charset=utf-8",
         )
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
+        if plan.stream_error and plan.stream_error["mode"] == "timeout":
+            response.mockllm_hold = settings.MOCKLLM_STALL_SECONDS  # not a byte, not even the headers
+            log_fields["stream_end"] = "fault:timeout"
     else:
         response = HttpResponse(provider.render_json(parsed, match, ids), content_type="application/json")
+        response.mockllm_hold = ttft + duration  # a non-streamed answer takes as long as the stream would
     response["X-Mockllm-Match"] = str(match.entry.id) if match.entry else match.rule
     if match.near_misses:
         response["X-Mockllm-Near-Miss"] = _header_safe("; ".join(match.near_misses))[:2000]
+    if budget is not None:
+        add_rate_limit_headers(response, budget, provider)
     return response
 
 

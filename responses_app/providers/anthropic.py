@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..conversation import ChatRequest, Reply, Tool
+from ..faults import split_text
 from ..matching import Match
 from ..tokens import count_all, tool_texts
 from .common import ResponseIds, dumps, invalid, json_type, new_ids, optional_bool, optional_int, require_list, require_str
@@ -179,8 +180,8 @@ def _event(name: str, payload: dict) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + dumps(payload) + b"\n\n"
 
 
-def iter_stream(request: ChatRequest, match: Match, ids: ResponseIds) -> Iterator[bytes]:
-    """The SSE events of a streamed answer: every event named; text one character per delta."""
+def iter_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char") -> Iterator[bytes]:
+    """The SSE events of a streamed answer: every event named; text one character (or `chunk`) per delta."""
     start = {
         "id": _ids(match.reply, ids), "type": "message", "role": "assistant", "model": request.model,
         "content": [], "stop_reason": None, "stop_sequence": None, "usage": _usage(request, match, 0),
@@ -196,11 +197,11 @@ def iter_stream(request: ChatRequest, match: Match, ids: ResponseIds) -> Iterato
             yield _event("ping", {"type": "ping"})
         prefix = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":' + str(index).encode()
         if kind == "text":
-            for char in block["text"]:
-                yield prefix + b',"delta":{"type":"text_delta","text":' + dumps(char) + b"}}\n\n"
+            for piece in split_text(block["text"], chunk):
+                yield prefix + b',"delta":{"type":"text_delta","text":' + dumps(piece) + b"}}\n\n"
         elif kind == "thinking":
-            for char in block["thinking"]:
-                yield prefix + b',"delta":{"type":"thinking_delta","thinking":' + dumps(char) + b"}}\n\n"
+            for piece in split_text(block["thinking"], chunk):
+                yield prefix + b',"delta":{"type":"thinking_delta","thinking":' + dumps(piece) + b"}}\n\n"
             yield prefix + b',"delta":{"type":"signature_delta","signature":' + dumps(block["signature"]) + b"}}\n\n"
         else:
             arguments = dumps(block["input"]).decode()

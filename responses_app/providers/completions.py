@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from ..conversation import ChatRequest
+from ..faults import split_text
 from ..matching import Match
 from ..tokens import count_tokens
 from .common import ResponseIds, dumps, invalid, new_ids, optional_bool, optional_int, require_str
@@ -68,15 +70,15 @@ def render_json(request: ChatRequest, match: Match, ids: ResponseIds) -> bytes:
     })
 
 
-def iter_stream(request: ChatRequest, match: Match, ids: ResponseIds) -> Iterator[bytes]:
+def iter_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char") -> Iterator[bytes]:
     """Chunks of the same `text_completion` object: one character each, then the finish, then [DONE]."""
     ids = effective_ids(match.reply, ids)
     head = (b'data: {"id":' + dumps(ids.response_id) + b',"object":"text_completion","created":'
             + str(ids.created).encode() + b',"model":' + dumps(request.model)
             + b',"system_fingerprint":"' + SYSTEM_FINGERPRINT.encode() + b'","choices":[')
     tail = b'],"usage":null}\n\n' if request.include_usage else b"]}\n\n"
-    for char in match.reply.text or "":
-        piece = dumps(char)
+    for text_piece in split_text(match.reply.text or "", chunk):
+        piece = dumps(text_piece)
         for i in range(request.n):
             yield head + b'{"text":' + piece + b',"index":' + str(i).encode() + b',"logprobs":null,"finish_reason":null}' + tail
     finish = match.reply.openai_finish() if match.reply.openai_finish() != "tool_calls" else "stop"

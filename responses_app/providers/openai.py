@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..conversation import ChatRequest, Reply, Tool
+from ..faults import split_text
 from ..matching import Match
 from ..tokens import count_all, tool_texts
 from .common import (
@@ -201,8 +202,8 @@ def render_json(request: ChatRequest, match: Match, ids: ResponseIds) -> bytes:
     })
 
 
-def iter_stream(request: ChatRequest, match: Match, ids: ResponseIds) -> Iterator[bytes]:
-    """The SSE events of a streamed answer: one chunk per character of text, tool-call arguments in
+def iter_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char") -> Iterator[bytes]:
+    """The SSE events of a streamed answer: one chunk per character (or `chunk`) of text, tool-call arguments in
     fragments that each carry the call's `index`; every chunk a complete `data:` event."""
     reply = match.reply
     ids = effective_ids(reply, ids)
@@ -220,8 +221,8 @@ def iter_stream(request: ChatRequest, match: Match, ids: ResponseIds) -> Iterato
     if reply.text:
         content_heads = [head + choice + b',"delta":{"content":' for choice in choices]
         content_tail = b"}" + pending + tail
-        for char in reply.text:
-            piece = dumps(char)
+        for text_piece in split_text(reply.text, chunk):
+            piece = dumps(text_piece)
             for content_head in content_heads:
                 yield content_head + piece + content_tail
     if reply.tool_calls:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..conversation import ChatRequest
+from ..faults import split_text
 from ..matching import Match
 from ..tokens import count_all, tool_texts
 from .common import ResponseIds, dumps, invalid, json_type, new_ids, optional_bool, optional_int, require_str
@@ -126,7 +127,7 @@ def render_json(request: ChatRequest, match: Match, ids: ResponseIds) -> bytes:
     return dumps(_response(request, match, ids, _items(match, True), True))
 
 
-def iter_stream(request: ChatRequest, match: Match, ids: ResponseIds) -> Iterator[bytes]:
+def iter_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char") -> Iterator[bytes]:
     """The full event stream: created, in_progress, each item's lifecycle, completed (no [DONE])."""
     ids = effective_ids(match.reply, ids)
     sequence = 0
@@ -148,8 +149,8 @@ def iter_stream(request: ChatRequest, match: Match, ids: ResponseIds) -> Iterato
             where = {"item_id": item["id"], "output_index": index, "content_index": 0}
             yield event({"type": "response.content_part.added", **where,
                          "part": {"type": "output_text", "text": "", "annotations": [], "logprobs": []}})
-            for char in text:
-                yield event({"type": "response.output_text.delta", **where, "delta": char, "logprobs": []})
+            for piece in split_text(text, chunk):
+                yield event({"type": "response.output_text.delta", **where, "delta": piece, "logprobs": []})
             yield event({"type": "response.output_text.done", **where, "text": text, "logprobs": []})
             yield event({"type": "response.content_part.done", **where, "part": item["content"][0]})
         else:
