@@ -12,8 +12,14 @@ site_application = get_asgi_application()  # sets Django up before the imports b
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
-from responses_app.handlers import APIHandler, route_http  # noqa: E402
+import logging  # noqa: E402
 
+from responses_app.handlers import (  # noqa: E402
+    APIHandler, QuietStreamAborted, abort_broken_responses_under_daphne, route_http,
+)
+
+abort_broken_responses_under_daphne()
+logging.getLogger("daphne.server").addFilter(QuietStreamAborted())
 api_application = APIHandler()
 
 application = ProtocolTypeRouter({"http": route_http(api_application, site_application)})

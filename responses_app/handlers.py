@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any, Awaitable, Callable
 
 from asgiref.sync import sync_to_async
@@ -86,6 +87,40 @@ class APIHandler(ASGIHandler):
                 await task
         if sender.done() and not sender.cancelled() and isinstance(sender.exception(), StreamAborted):
             raise StreamAborted  # the ASGI server drops the connection: the `disconnect` fault
+
+
+def abort_broken_responses_under_daphne() -> None:
+    """Make daphne drop a connection whose application failed after the response started.
+
+    Daphne logs such a failure and then tries to answer 500, which cannot go out once headers were
+    sent, so the client waits forever. Uvicorn aborts the connection instead, which is what a client
+    must see, and what the `disconnect` stream fault asks for. This patch does the same for daphne.
+    """
+    try:
+        from daphne.http_protocol import WebRequest
+    except ImportError:  # pragma: no cover - daphne is a dependency
+        return
+    if getattr(WebRequest.handle_exception, "aborts_started_responses", False):
+        return
+    original = WebRequest.handle_exception
+
+    def handle_exception(self: Any, exception: BaseException) -> None:
+        if getattr(self, "_response_started", False):
+            transport = self.channel.transport if self.channel is not None else None
+            if transport is not None:
+                transport.abortConnection()
+            return
+        original(self, exception)
+
+    handle_exception.aborts_started_responses = True  # type: ignore[attr-defined]
+    WebRequest.handle_exception = handle_exception
+
+
+class QuietStreamAborted(logging.Filter):
+    """A `disconnect` fault is asked for: daphne need not log it as an application crash."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], StreamAborted))
 
 
 def route_http(api: ASGIApp, site: ASGIApp) -> ASGIApp:

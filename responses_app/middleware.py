@@ -11,11 +11,12 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 
 from .entries import EntryError
-from .errors import error_response, mock_error_response, mock_headers
-from .faults import error_from_headers
+from .errors import client_key, error_response, mock_error_response, mock_headers
+from .faults import error_from_headers, rate_limiter
 from .providers.common import new_request_id
 
 access_logger = logging.getLogger("mockllm.access")
+fault_logger = logging.getLogger("mockllm.faults")
 
 
 class _Middleware:
@@ -100,13 +101,20 @@ class AccessLogMiddleware(_Middleware):
 
 
 class ProviderErrorMiddleware(_Middleware):
-    """For /v1/: refuse oversized bodies early, and turn any non-JSON error page into the provider's shape.
+    """For /v1/: notice early retries, answer X-Mock-Status, refuse oversized bodies early, and turn
+    any non-JSON error page into the provider's shape.
 
     Views and DRF's exception handler already answer in the provider's shape; this catches what
     happens outside them (an unmatched URL or an error page Django renders itself, in DEBUG too).
     """
 
     def before(self, request: HttpRequest) -> HttpResponse | None:
+        client = client_key(request)
+        early = rate_limiter.early_by(client)
+        if early is not None:  # did the client behave? it came back before the retry-after it was given
+            request.log_fields["early_retry_ms"] = round(early * 1000)
+            fault_logger.warning("a client retried %.0f ms before the retry-after it was given", early * 1000,
+                                 extra={"event": "early_retry", "client": client, "early_ms": round(early * 1000)})
         if "HTTP_X_MOCK_STATUS" in request.META:
             try:
                 spec = error_from_headers(mock_headers(request))

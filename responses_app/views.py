@@ -1,7 +1,6 @@
 """Thin DRF views, one per upstream endpoint: validate, look up, answer."""
 from __future__ import annotations
 
-import logging
 from types import ModuleType
 
 from django.conf import settings
@@ -17,8 +16,6 @@ from .index import response_index
 from .providers import anthropic, completions, embeddings, models, openai, responses
 from .providers.common import APIError, read_json_body
 from .sse import deliver
-
-logger = logging.getLogger("mockllm.faults")
 
 
 def _header_safe(text: str) -> str:
@@ -44,15 +41,10 @@ def answer(request: Request, provider: ModuleType, parsed: ChatRequest) -> HttpR
     except EntryError as exc:
         raise APIError(400, f"{exc.message} (in the X-Mock-* headers)") from None
 
-    client = client_key(django_request)
-    early = rate_limiter.early_by(client)
-    if early is not None:  # did the client behave? it came back before the retry-after it was given
-        log_fields["early_retry_ms"] = round(early * 1000)
-        logger.warning("a client retried %.0f ms before the retry-after it was given", early * 1000,
-                       extra={"event": "early_retry", "client": client, "early_ms": round(early * 1000)})
     budget = None
     if index.settings.get("rate_limits"):
-        budget = rate_limiter.spend(client, index.settings["rate_limits"], parsed.input_tokens + match.output_tokens)
+        budget = rate_limiter.spend(client_key(django_request), index.settings["rate_limits"],
+                                    parsed.input_tokens + match.output_tokens)
         if budget.retry_after is not None:
             return mock_error_response(django_request, {"status": 429, "retry_after": budget.retry_after},
                                        source="rate limit", budget=budget)
