@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check --quiet
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test bench install install-dev migrate conformance clean
+.PHONY: run test bench bench-pacing install install-dev migrate conformance clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ $(BENCH_VENV)/.installed: tests/benchmarks/requirements-original.txt
 bench: install-dev $(BENCH_VENV)/.installed
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) tests/benchmarks/compare.py --original-python $(BENCH_VENV)/bin/python $(ARGS)
+
+# How closely paced streams keep their configured pace, alone and 100 or 1,000 at once.
+bench-pacing: install-dev
+	$(PY) tests/benchmarks/pacing.py $(ARGS)
 
 # The shared SDK conformance check against a server that is already running (make run).
 conformance: install-dev

@@ -89,23 +89,38 @@ async def _paced(
         cut_at = min(fault.get("after_chunks", DEFAULT_FAULT_AFTER_CHUNKS), max(len(events) - 1, 0))
     if mode == "no_done":  # the stream just ends: no [DONE], no message_stop, no response.completed
         events, mode = events[:-1], None
-    for index, event in enumerate(events):
-        if mode is not None:
-            due = index == cut_at
-            if "after_ms" in fault:
-                fault_time = start + fault["after_ms"] / 1000
-                due = deadline >= fault_time or index == len(events) - 1
-                if due and loop.time() < fault_time:
+    index = 0
+    while index < len(events):
+        batch: list[bytes] = []
+        # Everything already due goes out in one write: a stream that fell behind (a busy server)
+        # catches up instead of drifting, and clients parse the same events either way.
+        while index < len(events) and (not batch or deadline <= loop.time()):
+            if mode is not None and _fault_due(fault, index, cut_at, len(events), start, deadline):
+                if batch:
+                    yield b"".join(batch)
+                fault_time = start + fault.get("after_ms", 0) / 1000
+                if "after_ms" in fault and loop.time() < fault_time:
                     await asyncio.sleep(fault_time - loop.time())
-            if due:
                 log_fields["stream_end"] = f"fault:{mode}"
                 async for part in _break(mode, error_event, stall_seconds):
                     yield part
                 return
-        delay = deadline - loop.time()
-        await asyncio.sleep(delay if delay > 0 else 0)
-        yield event
-        deadline += gap * (1 + jitter * (2 * rng.random() - 1)) if jitter else gap
+            if not batch:
+                delay = deadline - loop.time()
+                await asyncio.sleep(delay if delay > 0 else 0)
+            batch.append(events[index])
+            index += 1
+            deadline += gap * (1 + jitter * (2 * rng.random() - 1)) if jitter else gap
+        yield b"".join(batch)
+
+
+def _fault_due(fault: Mapping[str, Any], index: int, cut_at: int | None, count: int, start: float,
+               deadline: float) -> bool:
+    """Whether the fault strikes before event `index`: after N chunks, or once its time has come
+    (at the latest before the last event, so that the stream never completes)."""
+    if "after_ms" not in fault:
+        return index == cut_at
+    return deadline >= start + fault["after_ms"] / 1000 or index == count - 1
 
 
 async def _break(mode: str, error_event: Callable[[str], bytes], stall_seconds: float) -> AsyncIterator[bytes]:

@@ -240,21 +240,29 @@ class Bench:
         names = ["ours-runserver", "ours-daphne", "original", "ours-runserver-nolog", "bare"]
         print("\n| workload | " + " | ".join(names) + " | runserver / original | daphne / original |")
         print("|---|" + "---|" * (len(names) + 2))
-        for workload in rows:
-            cells = [f"{median[(workload, n)]:.1f}" if (workload, n) in median else "" for n in names]
-            original = median.get((workload, "original"))
-            ratios = [f"{median[(workload, n)] / original:.1f}x" if original else "" for n in names[:2]]
-            print(f"| {workload} (req/s) | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
-
         def get(workload: str, name: str) -> float:
             return median.get((workload, name), 0.0)
+
+        def ratio(workload: str, name: str) -> float:
+            """ours / original; when the original finished nothing in a run, a lower bound: it
+            managed under one request in that run's time."""
+            original = get(workload, "original")
+            seconds = self.args.seconds * (2 if "10000" in workload else 1)
+            return get(workload, name) / original if original else get(workload, name) * seconds
+
+        for workload in rows:
+            cells = [f"{median[(workload, n)]:.1f}" if (workload, n) in median else "" for n in names]
+            bound = "" if get(workload, "original") else ">"
+            ratios = [f"{bound}{ratio(workload, n):.1f}x" for n in names[:2]]
+            print(f"| {workload} (req/s) | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
 
         checks = []
         for name in ("ours-runserver", "ours-daphne"):
             checks += [
-                (f"{name}: JSON, 6 entries >= 1.5x original", get("json, 6 entries", name) >= 1.5 * get("json, 6 entries", "original")),
-                (f"{name}: streams, 6 entries >= 1.5x original", get("stream, 6 entries", name) >= 1.5 * get("stream, 6 entries", "original")),
-                (f"{name}: JSON, 10,000 entries >= 100x original", get("json, 10000 entries", name) >= 100 * get("json, 10000 entries", "original")),
+                (f"{name}: JSON, 6 entries >= 1.5x original", ratio("json, 6 entries", name) >= 1.5),
+                (f"{name}: streams, 6 entries >= 1.5x original", ratio("stream, 6 entries", name) >= 1.5),
+                (f"{name}: JSON, 10,000 entries >= 100x original", ratio("json, 10000 entries", name) >= 100),
+                (f"{name}: streams, 10,000 entries >= 100x original", ratio("stream, 10000 entries", name) >= 100),
                 (f"{name}: JSON, 10,000 entries within 10% of 6 entries", get("json, 10000 entries", name) >= 0.9 * get("json, 6 entries", name)),
                 (f"{name}: 1,000 concurrent streams, zero errors", self.notes.get(f"errors_{name}") == 0),
             ]
