@@ -1,0 +1,144 @@
+"""The OpenAPI description of every endpoint this server answers, served at GET /openapi.json.
+
+It describes what the server accepts (the subset of each provider's request that matters here,
+with every other field allowed) and the shapes it answers with, errors included. The fuzzing tests
+generate requests from it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+
+from .providers.common import dumps
+
+OPENAI_ERROR = {
+    "type": "object", "required": ["error"],
+    "properties": {"error": {"type": "object", "required": ["message", "type", "param", "code"], "properties": {
+        "message": {"type": "string", "minLength": 1}, "type": {"type": "string"},
+        "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}}},
+}
+ANTHROPIC_ERROR = {
+    "type": "object", "required": ["type", "error"],
+    "properties": {"type": {"const": "error"}, "request_id": {"type": "string"},
+                   "error": {"type": "object", "required": ["type", "message"], "properties": {
+                       "type": {"type": "string"}, "message": {"type": "string", "minLength": 1}}}},
+}
+TEXT_OR_PARTS = {"oneOf": [
+    {"type": "string"},
+    {"type": "array", "items": {"type": "object", "required": ["type"], "properties": {
+        "type": {"type": "string"}, "text": {"type": "string"}}}},
+]}
+MOCK_HEADERS = [
+    {"name": "X-Mock-Status", "in": "header", "required": False, "description": "Answer with this error status (400-599).",
+     "schema": {"type": "string"}},
+    {"name": "X-Mock-Timing", "in": "header", "required": False, "schema": {"type": "string"},
+     "description": "ttft_ms=…; chunks_per_second=…; chunk=char|word|token|N; jitter=…; seed=…"},
+    {"name": "X-Mock-Stream-Error", "in": "header", "required": False, "schema": {"type": "string"},
+     "description": "error | disconnect | no_done | malformed | stall | timeout, with after_chunks=N or after_ms=N"},
+]
+
+
+def _error_responses(error_schema: dict) -> dict:
+    content = {"application/json": {"schema": error_schema}}
+    return {
+        "400": {"description": "The request is malformed; the message says what was wrong.", "content": content},
+        "405": {"description": "Wrong method.", "content": content},
+        "413": {"description": "The body is larger than MOCKLLM_MAX_BODY_BYTES.", "content": content},
+        "415": {"description": "The body is not declared as JSON.", "content": content},
+        "4XX": {"description": "An error asked for with X-Mock-Status, a model name or an entry.", "content": content},
+        "5XX": {"description": "An error asked for (the server answers no other 5xx).", "content": content},
+    }
+
+
+def _json_or_stream(schema: dict) -> dict:
+    return {"application/json": {"schema": schema}, "text/event-stream": {"schema": {"type": "string"}}}
+
+
+def _post(summary: str, body: dict, answer: dict, error_schema: dict, stream: bool = True) -> dict:
+    return {"post": {
+        "summary": summary,
+        "parameters": MOCK_HEADERS,
+        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+        "responses": {
+            "200": {"description": "The canned answer" + (", as JSON or as an SSE stream when `stream` is true." if stream else "."),
+                    "content": _json_or_stream(answer) if stream else {"application/json": {"schema": answer}}},
+            **_error_responses(error_schema),
+        },
+    }}
+
+
+CHAT_REQUEST = {
+    "type": "object", "required": ["model", "messages"], "additionalProperties": True,
+    "properties": {
+        "model": {"type": "string"},
+        "messages": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["role"], "properties": {
+            "role": {"enum": ["developer", "system", "user", "assistant", "tool", "function"]},
+            "content": {"oneOf": [TEXT_OR_PARTS, {"type": "null"}]}}}},
+        "stream": {"type": "boolean"}, "n": {"type": "integer", "minimum": 1, "maximum": 128},
+        "max_tokens": {"type": "integer", "minimum": 1}, "max_completion_tokens": {"type": "integer", "minimum": 1},
+        "stream_options": {"type": "object", "properties": {"include_usage": {"type": "boolean"}}},
+    },
+}
+CHAT_RESPONSE = {"type": "object", "required": ["id", "object", "created", "model", "choices"], "properties": {
+    "id": {"type": "string"}, "object": {"const": "chat.completion"}, "created": {"type": "integer"},
+    "model": {"type": "string"}, "choices": {"type": "array"}, "usage": {"type": "object"}}}
+MESSAGES_REQUEST = {
+    "type": "object", "required": ["model", "max_tokens", "messages"], "additionalProperties": True,
+    "properties": {
+        "model": {"type": "string"}, "max_tokens": {"type": "integer", "minimum": 1},
+        "messages": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["role", "content"],
+                                                             "properties": {"role": {"enum": ["user", "assistant"]},
+                                                                            "content": TEXT_OR_PARTS}}},
+        "system": TEXT_OR_PARTS, "stream": {"type": "boolean"},
+    },
+}
+MESSAGE_RESPONSE = {"type": "object", "required": ["id", "type", "role", "model", "content", "usage"], "properties": {
+    "id": {"type": "string"}, "type": {"const": "message"}, "role": {"const": "assistant"},
+    "content": {"type": "array"}, "usage": {"type": "object"}}}
+
+
+def build_spec() -> dict[str, Any]:
+    count_request = {**MESSAGES_REQUEST, "required": ["model", "messages"]}
+    models_get = {"get": {"summary": "The configured models: OpenAI shape, or Anthropic's with `anthropic-version`.",
+                          "responses": {"200": {"description": "The list.", "content": {"application/json": {
+                              "schema": {"type": "object", "required": ["data"]}}}}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "mockllm", "version": "1",
+                 "description": "Canned, deterministic answers in the OpenAI and Anthropic wire formats."},
+        "paths": {
+            "/v1/chat/completions": _post("OpenAI chat completions", CHAT_REQUEST, CHAT_RESPONSE, OPENAI_ERROR),
+            "/v1/completions": _post("OpenAI legacy text completions", {
+                "type": "object", "required": ["model", "prompt"], "additionalProperties": True,
+                "properties": {"model": {"type": "string"}, "prompt": {"type": "string"}, "stream": {"type": "boolean"}}},
+                {"type": "object", "required": ["id", "object", "choices"]}, OPENAI_ERROR),
+            "/v1/responses": _post("OpenAI Responses API", {
+                "type": "object", "required": ["model", "input"], "additionalProperties": True,
+                "properties": {"model": {"type": "string"}, "input": {"type": "string", "minLength": 0},
+                               "instructions": {"type": "string"}, "stream": {"type": "boolean"}}},
+                {"type": "object", "required": ["id", "object", "output"]}, OPENAI_ERROR),
+            "/v1/embeddings": _post("OpenAI embeddings", {
+                "type": "object", "required": ["model", "input"], "additionalProperties": True,
+                "properties": {"model": {"type": "string"},
+                               "input": {"oneOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": {"type": "string"}}]},
+                               "encoding_format": {"enum": ["float", "base64"]},
+                               "dimensions": {"type": "integer", "minimum": 1, "maximum": 16384}}},
+                {"type": "object", "required": ["object", "data", "model", "usage"]}, OPENAI_ERROR, stream=False),
+            "/v1/messages": _post("Anthropic messages", MESSAGES_REQUEST, MESSAGE_RESPONSE, ANTHROPIC_ERROR),
+            "/v1/messages/count_tokens": _post("Anthropic token counting", count_request, {
+                "type": "object", "required": ["input_tokens"], "properties": {"input_tokens": {"type": "integer"}}},
+                ANTHROPIC_ERROR, stream=False),
+            "/v1/models": models_get,
+            "/v1/models/{model_id}": {"get": {
+                "summary": "One model, or 404.",
+                "parameters": [{"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "The model.", "content": {"application/json": {"schema": {"type": "object"}}}},
+                              "404": {"description": "Not one of MOCKLLM_MODELS.",
+                                      "content": {"application/json": {"schema": OPENAI_ERROR}}}}}},
+        },
+    }
+
+
+def openapi_view(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(dumps(build_spec()), content_type="application/json")
