@@ -105,13 +105,32 @@ def database_from_url(url: str) -> dict:
     )
 
 
-DEBUG = env_bool("DEBUG", True)
+# MOCKLLM_PRODUCTION=1 is the shared-deployment mode: DEBUG off, a real SECRET_KEY, secure cookies,
+# HTTPS for the admin (behind a TLS-terminating proxy). It refuses to start otherwise.
+PRODUCTION = env_bool("MOCKLLM_PRODUCTION", False)
+DEBUG = env_bool("DEBUG", not PRODUCTION)
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DEBUG must be off when MOCKLLM_PRODUCTION is on")
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off (and always with MOCKLLM_PRODUCTION)")
     SECRET_KEY = "mockllm-insecure-development-key-set-SECRET_KEY-in-production"
+elif PRODUCTION and (len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5):
+    raise ImproperlyConfigured("SECRET_KEY is too weak for MOCKLLM_PRODUCTION: use 50 or more random characters")
+
+# Admin sessions, CSRF and clickjacking protection. The API under /v1/ has no cookies or sessions.
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("MOCKLLM_SECURE_COOKIES", PRODUCTION)
+SECURE_SSL_REDIRECT = env_bool("MOCKLLM_SSL_REDIRECT", PRODUCTION)
+SECURE_HSTS_SECONDS = env_int("MOCKLLM_HSTS_SECONDS", 31_536_000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_PRELOAD = SECURE_HSTS_SECONDS > 0
+if env_bool("MOCKLLM_BEHIND_TLS_PROXY", PRODUCTION):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 

@@ -90,7 +90,8 @@ class APIHandler(ASGIHandler):
 
 
 def abort_broken_responses_under_daphne() -> None:
-    """Make daphne drop a connection whose application failed after the response started.
+    """Make daphne drop a connection whose application failed after the response started (and leave
+    request bodies to the application, see below).
 
     Daphne logs such a failure and then tries to answer 500, which cannot go out once headers were
     sent, so the client waits forever. Uvicorn aborts the connection instead, which is what a client
@@ -114,6 +115,34 @@ def abort_broken_responses_under_daphne() -> None:
 
     handle_exception.aborts_started_responses = True  # type: ignore[attr-defined]
     WebRequest.handle_exception = handle_exception
+    leave_bodies_to_the_application(WebRequest)
+
+
+def leave_bodies_to_the_application(request_class: Any) -> None:
+    """Keep Twisted, under daphne, from parsing multipart/form-data bodies itself.
+
+    Twisted parses such a body before daphne sees the request and, when it is malformed, answers a
+    bare 400 and drops the connection: no error shape, no keep-alive. Daphne hands the raw body to
+    the application anyway, so the content type is hidden from Twisted's parser and put back before
+    daphne builds the ASGI scope; the API then answers 415 in the provider's shape.
+    """
+    original_received, original_process = request_class.requestReceived, request_class.process
+
+    def requestReceived(self: Any, command: bytes, path: bytes, version: bytes) -> None:
+        content_type = self.requestHeaders.getRawHeaders(b"content-type")
+        if content_type and any(b"multipart/" in value.lower() for value in content_type):
+            self._mockllm_content_type = content_type
+            self.requestHeaders.removeHeader(b"content-type")
+        original_received(self, command, path, version)
+
+    def process(self: Any) -> None:
+        hidden = self.__dict__.pop("_mockllm_content_type", None)
+        if hidden is not None:
+            self.requestHeaders.setRawHeaders(b"content-type", hidden)
+        original_process(self)
+
+    request_class.requestReceived = requestReceived
+    request_class.process = process
 
 
 class QuietStreamAborted(logging.Filter):

@@ -58,7 +58,7 @@ def _json_or_stream(schema: dict) -> dict:
 def _post(summary: str, body: dict, answer: dict, error_schema: dict, stream: bool = True) -> dict:
     return {"post": {
         "summary": summary,
-        "parameters": MOCK_HEADERS,
+        "parameters": list(MOCK_HEADERS),
         "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
         "responses": {
             "200": {"description": "The canned answer" + (", as JSON or as an SSE stream when `stream` is true." if stream else "."),
@@ -98,7 +98,9 @@ MESSAGE_RESPONSE = {"type": "object", "required": ["id", "type", "role", "model"
     "content": {"type": "array"}, "usage": {"type": "object"}}}
 
 
-def build_spec() -> dict[str, Any]:
+def build_spec(*, mock_headers: bool = True) -> dict[str, Any]:
+    """The description; without `mock_headers`, the X-Mock-* headers are left out (for fuzzing: they
+    ask for errors, stalls and broken streams on purpose)."""
     count_request = {**MESSAGES_REQUEST, "required": ["model", "messages"]}
     models_get = {"get": {"summary": "The configured models: OpenAI shape, or Anthropic's with `anthropic-version`.",
                           "responses": {"200": {"description": "The list.", "content": {"application/json": {
@@ -137,7 +139,14 @@ def build_spec() -> dict[str, Any]:
                               "404": {"description": "Not one of MOCKLLM_MODELS.",
                                       "content": {"application/json": {"schema": OPENAI_ERROR}}}}}},
         },
-    }
+    } if mock_headers else _without_mock_headers(build_spec())
+
+
+def _without_mock_headers(spec: dict[str, Any]) -> dict[str, Any]:
+    for operations in spec["paths"].values():
+        for operation in operations.values():
+            operation["parameters"] = [p for p in operation.get("parameters", []) if p not in MOCK_HEADERS]
+    return spec
 
 
 def openapi_view(request: HttpRequest) -> HttpResponse:
