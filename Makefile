@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check --quiet
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test bench bench-pacing install install-dev migrate conformance clean
+.PHONY: run test bench bench-pacing soak fuzz install install-dev migrate conformance clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,14 @@ bench: install-dev $(BENCH_VENV)/.installed
 # How closely paced streams keep their configured pace, alone and 100 or 1,000 at once.
 bench-pacing: install-dev
 	$(PY) tests/benchmarks/pacing.py $(ARGS)
+
+# Long runs of the robustness checks that `make test` runs briefly.
+soak: install-dev
+	$(PY) tests/soak.py --seconds $(or $(SECONDS),600)
+
+fuzz: install-dev
+	MOCKLLM_FUZZ_EXAMPLES=$(or $(EXAMPLES),2000) $(PY) -m pytest tests/test_fuzz.py tests/test_properties.py \
+		--hypothesis-seed=$(or $(SEED),0) -q
 
 # The shared SDK conformance check against a server that is already running (make run).
 conformance: install-dev

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from .entries import EntryError, Scalar, entry_digest, parse_entry
@@ -405,6 +405,23 @@ def record_load_error(exc: ResponsesFileError) -> None:
     )
 
 
+def _update_rows(rows: list[CannedResponse], fields: list[str]) -> None:
+    """UPDATE each row's `fields` in one executemany: Django's bulk_update builds a CASE expression per
+    batch, which took 27 s for 30,000 rows on SQLite; this takes well under a second."""
+    if not rows:
+        return
+    connection = connections[CannedResponse.objects.db]
+    model_fields = [CannedResponse._meta.get_field(name) for name in fields]
+    table = connection.ops.quote_name(CannedResponse._meta.db_table)
+    assignments = ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in model_fields)
+    params = [
+        [field.get_db_prep_save(getattr(row, field.attname), connection) for field in model_fields] + [row.pk]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(f"UPDATE {table} SET {assignments} WHERE id = %s", params)
+
+
 def write_responses(parsed: ParsedResponses, source_file: str) -> LoadSummary:
     """Bring the rows that came from `source_file` in line with `parsed`, in one transaction."""
     summary = LoadSummary(path=source_file, warnings=parsed.warnings)
@@ -460,10 +477,8 @@ def write_responses(parsed: ParsedResponses, source_file: str) -> LoadSummary:
         for row in to_update:
             row.updated_at = now
         CannedResponse.objects.bulk_create(to_create, batch_size=500)
-        CannedResponse.objects.bulk_update(
-            to_update, ["answer", "options", "position", "source_file", "updated_at"], batch_size=500
-        )
-        CannedResponse.objects.bulk_update(note_file_answer, ["file_answer", "source_file"], batch_size=500)
+        _update_rows(to_update, ["answer", "options", "position", "source_file", "updated_at"])
+        _update_rows(note_file_answer, ["file_answer", "source_file"])
         for start in range(0, len(to_delete), 500):
             CannedResponse.objects.filter(id__in=to_delete[start : start + 500]).delete()
         summary.added, summary.updated, summary.removed = len(to_create), len(to_update), len(to_delete)

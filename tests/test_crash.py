@@ -1,0 +1,64 @@
+"""Crash safety: a server killed with SIGKILL in the middle of a load comes back with the complete
+previous set or the complete new one, never a mix and never an empty table."""
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import httpx
+
+from .conftest import make_server
+
+ENTRIES = 30_000
+
+
+def responses(tag: str) -> str:
+    lines = ["responses:"] + [f'  "prompt {i}": "{tag} answer {i}"' for i in range(ENTRIES)]
+    return "\n".join(lines) + "\n"
+
+
+def answers_by_tag(database: Path) -> dict[str, int]:
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute(
+            "SELECT substr(answer, 1, 1), count(*) FROM responses_app_cannedresponse GROUP BY 1").fetchall()
+    return dict(rows)
+
+
+def test_sigkill_during_a_load_leaves_one_complete_set(tmp_path):
+    srv = make_server(tmp_path / "crash", responses=responses("A"))
+    database = Path(srv.env["DATABASE_URL"].removeprefix("sqlite:///"))
+    assert answers_by_tag(database) == {"A": ENTRIES}
+    # How long a full load of a changed file takes on this machine, to kill the next one half-way.
+    srv.responses_file.write_text(responses("B"))
+    started = time.monotonic()
+    srv.manage("loadresponses", str(srv.responses_file))
+    load_seconds = time.monotonic() - started
+    assert answers_by_tag(database) == {"B": ENTRIES}
+
+    outcomes = []
+    for fraction in (0.3, 0.5, 0.7):
+        srv.start()
+        httpx.post(f"{srv.url}/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "prompt 1"}]})
+        before = answers_by_tag(database)
+        tag = "C" if "B" in before else "B"
+        srv.responses_file.write_text(responses(tag))
+        time.sleep(0.5 + fraction * load_seconds)  # debounce and settle, then part of the load
+        srv.process.send_signal(signal.SIGKILL)
+        srv.process.wait()
+        after = answers_by_tag(database)
+        assert len(after) == 1 and sum(after.values()) == ENTRIES, f"a mix or a loss: {after}"
+        outcomes.append("previous" if after == before else "new")
+        srv.start()  # restarted, it serves the complete set (and its watcher loads the file again)
+        reply = httpx.post(f"{srv.url}/v1/chat/completions", json={"model": "m", "messages": [
+            {"role": "user", "content": f"prompt {ENTRIES - 1}"}]}).json()
+        assert reply["choices"][0]["message"]["content"].endswith(f"answer {ENTRIES - 1}")
+        deadline = time.monotonic() + 60
+        while answers_by_tag(database) != {tag: ENTRIES} and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert answers_by_tag(database) == {tag: ENTRIES}
+        srv.stop()
+    assert "previous" in outcomes, f"no kill landed inside a load: {outcomes} (load took {load_seconds:.1f} s)"
+    print(json.dumps({"load_seconds": round(load_seconds, 2), "outcomes": outcomes}))

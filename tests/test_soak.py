@@ -1,0 +1,15 @@
+"""A short soak run in every `make test`; `make soak` runs the same for ten minutes."""
+import json
+import subprocess
+import sys
+
+from .conftest import ROOT
+
+
+def test_a_short_soak_run_loses_nothing_and_stays_flat():
+    result = subprocess.run([sys.executable, "tests/soak.py", "--seconds", "20"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=180)
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["ok"], figures
+    assert figures["requests"] > 200 and figures["file_rewrites"] >= 5 and figures["admin_entries"] >= 5
+    assert result.returncode == 0
