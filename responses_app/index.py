@@ -12,6 +12,7 @@ getting the same number twice proves the rows are one committed state, without h
 """
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import dataclasses
 import gc
@@ -24,6 +25,14 @@ from django.db import close_old_connections, transaction
 from .matching import ResponseIndex
 
 logger = logging.getLogger("mockllm.index")
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _read_version() -> int:
@@ -73,9 +82,16 @@ class IndexHolder:
         self._poller: threading.Thread | None = None
 
     def current(self) -> ResponseIndex:
-        """The index to answer from; rebuilt first if a change committed in this process."""
+        """The index to answer from; rebuilt first if a change committed in this process.
+
+        On the event loop (the API views) it never rebuilds: the database may not be touched there.
+        The API handler rebuilds in a thread before each request that needs it; a change committing
+        while a request is already past that point is served from the next request on.
+        """
         index = self._index
         if index is None or self._stale:
+            if index is not None and _on_event_loop():
+                return index
             index = self._rebuild_if_stale()
         return index
 

@@ -1,6 +1,7 @@
 """Property tests: the request parsers, the responses-file loader and the matcher hold up for any input."""
 from __future__ import annotations
 
+import os
 import unicodedata
 
 import yaml
@@ -14,7 +15,7 @@ from responses_app.matching import ResponseIndex
 from responses_app.providers import anthropic, completions, embeddings, openai, responses
 from responses_app.providers.common import APIError
 
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=int(os.environ.get("MOCKLLM_FUZZ_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
