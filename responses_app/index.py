@@ -42,10 +42,11 @@ def _read_version() -> int:
 
 
 def release_memory() -> None:
-    """After a build: keep the garbage collector from walking the long-lived index, and give the
-    memory the database rows used back to the operating system (glibc keeps it otherwise)."""
+    """After a build: collect the previous index and give the memory the database rows used back to
+    the operating system (glibc keeps it otherwise). Not gc.freeze(): called on every change, it
+    would also freeze request objects in flight, whose cycles could then never be collected (the
+    soak test saw memory grow by 49 MB in ten minutes)."""
     gc.collect()
-    gc.freeze()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to trim

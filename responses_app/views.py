@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from .conversation import ChatRequest
 from .entries import EntryError
 from .errors import add_rate_limit_headers, client_key, mock_error_response, mock_headers
-from .faults import plan_for, rate_limiter, split_text, stream_seconds
+from .faults import TIMING_RATES, plan_for, rate_limiter, split_text, stream_seconds
 from .index import response_index
 from .providers import anthropic, completions, embeddings, models, openai, responses
 from .providers.common import APIError, read_json_body
@@ -53,9 +53,11 @@ def answer(request: Request, provider: ModuleType, parsed: ChatRequest) -> HttpR
 
     timing = plan.timing
     chunk = timing.get("chunk", "char")
-    text = match.reply.text or "".join(call.arguments for call in match.reply.tool_calls)
     ttft = timing.get("ttft_ms", 0.0) / 1000
-    duration = stream_seconds(timing, len(split_text(text, chunk)), len(text), match.output_tokens)
+    duration = 0.0
+    if any(rate in timing for rate in TIMING_RATES):  # only paced answers pay for measuring themselves
+        text = match.reply.text or "".join(call.arguments for call in match.reply.tool_calls)
+        duration = stream_seconds(timing, len(split_text(text, chunk)), len(text), match.output_tokens)
     ids = provider.new_response_ids()
     if parsed.stream:
         events = provider.iter_stream(parsed, match, ids, chunk)

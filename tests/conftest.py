@@ -160,3 +160,37 @@ def fresh_response_index():
     response_index.mark_stale()
     yield
     response_index.mark_stale()
+
+
+@pytest.fixture
+def postgres_database(postgres_url):
+    """A fresh, empty database on the PostgreSQL server, dropped afterwards; its URL."""
+    import uuid
+
+    import psycopg
+
+    name = f"mockllm_test_{uuid.uuid4().hex[:10]}"
+    admin_url = postgres_url.replace("postgres://", "postgresql://")
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    yield postgres_url.rsplit("/", 1)[0] + "/" + name
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def openai_client(srv: Server, **options):
+    """The official openai SDK pointed at a server, strict about response shapes, no retries."""
+    import openai
+
+    return openai.OpenAI(base_url=f"{srv.url}/v1", api_key=options.pop("api_key", "sk-test"),
+                         max_retries=options.pop("max_retries", 0),
+                         _strict_response_validation=options.pop("strict", True), **options)
+
+
+def anthropic_client(srv: Server, **options):
+    """The official anthropic SDK pointed at a server, strict about response shapes, no retries."""
+    import anthropic
+
+    return anthropic.Anthropic(base_url=srv.url, api_key=options.pop("api_key", "sk-test"),
+                               max_retries=options.pop("max_retries", 0),
+                               _strict_response_validation=options.pop("strict", True), **options)

@@ -2,9 +2,10 @@
 import json
 import time
 
-import anthropic
 import openai
 import pytest
+
+from .conftest import anthropic_client, openai_client
 
 SKY = "what colour is the sky?"
 SKY_ANSWER = "The sky is blue during a clear day due to a phenomenon called Rayleigh scattering."
@@ -13,14 +14,12 @@ UNKNOWN = "I don't know the answer to that. This is a mock response."
 
 @pytest.fixture(scope="module")
 def oa(server):
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="sk-test", max_retries=0,
-                         _strict_response_validation=True)
+    return openai_client(server)
 
 
 @pytest.fixture(scope="module")
 def an(server):
-    return anthropic.Anthropic(base_url=server.url, api_key="sk-test", max_retries=0,
-                               _strict_response_validation=True)
+    return anthropic_client(server)
 
 
 def user(text):

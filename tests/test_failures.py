@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from .conftest import make_server
+from .conftest import anthropic_client, make_server, openai_client
 
 RESPONSES = """
 responses:
@@ -48,14 +48,12 @@ def srv(tmp_path_factory):
     server.stop()
 
 
-def oa(srv, **kw):
-    return openai.OpenAI(base_url=f"{srv.url}/v1", api_key=kw.pop("api_key", "k-openai"),
-                         max_retries=kw.pop("max_retries", 0), **kw)
+def oa(srv, **options):
+    return openai_client(srv, strict=False, **options)
 
 
-def an(srv, **kw):
-    return anthropic.Anthropic(base_url=srv.url, api_key=kw.pop("api_key", "k-anthropic"),
-                               max_retries=kw.pop("max_retries", 0), **kw)
+def an(srv, **options):
+    return anthropic_client(srv, strict=False, **options)
 
 
 @pytest.mark.parametrize("status", sorted(OPENAI_CLASSES))

@@ -13,7 +13,6 @@ import uuid
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
 from .conftest import ROOT, make_server
@@ -180,8 +179,8 @@ def two_servers_share_changes(first, second) -> None:
     assert "database is locked" not in first.log() + second.log()
 
 
-def test_two_servers_on_one_sqlite_database(tmp_path):
-    first = make_server(tmp_path / "a")
+def run_two_servers(tmp_path: Path, database_url: str | None) -> None:
+    first = make_server(tmp_path / "a", database_url=database_url)
     second = make_server(tmp_path / "b", database_url=first.env["DATABASE_URL"],
                          MOCKLLM_RESPONSES_FILE=str(first.responses_file))
     try:
@@ -193,23 +192,12 @@ def test_two_servers_on_one_sqlite_database(tmp_path):
         second.stop()
 
 
-def test_two_servers_on_postgres(tmp_path, postgres_url):
-    name = f"mockllm_test_{uuid.uuid4().hex[:10]}"
-    admin_url = postgres_url.replace("postgres://", "postgresql://")
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    url = postgres_url.rsplit("/", 1)[0] + "/" + name
-    first = make_server(tmp_path / "a", database_url=url)
-    second = make_server(tmp_path / "b", database_url=url, MOCKLLM_RESPONSES_FILE=str(first.responses_file))
-    try:
-        first.start()
-        second.start()
-        two_servers_share_changes(first, second)
-    finally:
-        first.stop()
-        second.stop()
-        with psycopg.connect(admin_url, autocommit=True) as connection:
-            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def test_two_servers_on_one_sqlite_database(tmp_path):
+    run_two_servers(tmp_path, None)
+
+
+def test_two_servers_on_postgres(tmp_path, postgres_database):
+    run_two_servers(tmp_path, postgres_database)
 
 
 def test_watchresponses_is_the_one_writer_and_a_standby_takes_over(tmp_path):

@@ -6,7 +6,6 @@ import json
 import re
 import struct
 
-import anthropic
 import httpx
 import openai
 import pydantic
@@ -14,7 +13,7 @@ import pytest
 
 from responses_app.loading import parse_responses
 
-from .conftest import ROOT
+from .conftest import ROOT, anthropic_client, openai_client
 
 README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"```yaml\n(.*?)```", README, flags=re.S)
@@ -47,14 +46,12 @@ def examples_server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def oa(examples_server):
-    return openai.OpenAI(base_url=f"{examples_server.url}/v1", api_key="k", max_retries=0,
-                         _strict_response_validation=True)
+    return openai_client(examples_server)
 
 
 @pytest.fixture(scope="module")
 def an(examples_server):
-    return anthropic.Anthropic(base_url=examples_server.url, api_key="k", max_retries=0,
-                               _strict_response_validation=True)
+    return anthropic_client(examples_server)
 
 
 def chat(oa, text, **kw):

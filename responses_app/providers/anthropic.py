@@ -12,7 +12,10 @@ from ..conversation import ChatRequest, Reply, Tool
 from ..faults import split_text
 from ..matching import Match
 from ..tokens import count_all, tool_texts
-from .common import ResponseIds, dumps, invalid, json_type, new_ids, optional_bool, optional_int, require_list, require_str
+from .common import (
+    ResponseIds, dumps, invalid, json_type, new_ids, optional_bool, optional_int, parse_tools, require_list,
+    require_str,
+)
 
 NAME = "anthropic"
 ROLES = ("user", "assistant")
@@ -61,18 +64,7 @@ def _user_text(content: Any) -> str:
 
 
 def _tools(data: dict) -> tuple[Tool, ...]:
-    tools = data.get("tools")
-    if tools is None:
-        return ()
-    if not isinstance(tools, list):
-        raise invalid("`tools` must be an array.", "tools")
-    parsed = []
-    for i, tool in enumerate(tools):
-        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
-            raise invalid(f"`tools.{i}.name` is required.", f"tools.{i}.name")
-        schema = tool.get("input_schema")
-        parsed.append(Tool(tool["name"], schema if isinstance(schema, dict) else {}))
-    return tuple(parsed)
+    return parse_tools(data, lambda tool: (tool.get("name"), tool.get("input_schema")), "tools.{i}")
 
 
 def parse_request(data: dict, *, endpoint: str = "messages") -> ChatRequest:

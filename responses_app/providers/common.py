@@ -4,12 +4,14 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 from django.conf import settings
 from rest_framework.exceptions import APIException
 from rest_framework.negotiation import BaseContentNegotiation
+
+from ..conversation import Tool
 
 
 class APIError(APIException):
@@ -29,6 +31,24 @@ class APIError(APIException):
 
 def invalid(message: str, param: str | None = None) -> APIError:
     return APIError(400, message, param=param)
+
+
+def parse_tools(data: dict, read_tool: Callable[[dict], tuple[Any, Any] | None], where: str) -> tuple[Tool, ...]:
+    """The request's `tools` as (name, JSON schema) pairs; `read_tool` knows the format's shape of one
+    tool, and `where` how the format writes the index of a bad one in `param` ("tools[{i}]")."""
+    tools = data.get("tools")
+    if tools is None:
+        return ()
+    if not isinstance(tools, list):
+        raise invalid("`tools` must be an array.", "tools")
+    parsed = []
+    for i, tool in enumerate(tools):
+        found = read_tool(tool) if isinstance(tool, dict) else None
+        if found is None or not isinstance(found[0], str):
+            param = where.format(i=i)
+            raise invalid(f"`{param}` must be a tool with a name.", param)
+        parsed.append(Tool(found[0], found[1] if isinstance(found[1], dict) else {}))
+    return tuple(parsed)
 
 
 def parse_json_object(raw: bytes) -> dict:

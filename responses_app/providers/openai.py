@@ -12,6 +12,7 @@ from ..tokens import count_all, tool_texts
 from .common import (
     ResponseIds, dumps, invalid, json_type, new_ids, optional_bool, optional_int, require_list, require_str,
 )
+from .common import parse_tools as common_parse_tools
 
 NAME = "openai"
 SYSTEM_FINGERPRINT = "fp_mockllm"
@@ -48,24 +49,16 @@ def content_texts(content: Any, param: str, *, allow_null: bool) -> list[str]:
     return texts
 
 
+def read_tool(tool: dict) -> tuple[Any, Any] | None:
+    """A chat tool `{"function": {"name", "parameters"}}`, or the flat form of custom and Responses tools."""
+    function = tool.get("function")
+    if isinstance(function, dict):
+        return function.get("name"), function.get("parameters")
+    return (tool["name"], tool.get("parameters")) if "name" in tool else None
+
+
 def parse_tools(data: dict) -> tuple[Tool, ...]:
-    tools = data.get("tools")
-    if tools is None:
-        return ()
-    if not isinstance(tools, list):
-        raise invalid("`tools` must be an array.", "tools")
-    parsed = []
-    for i, tool in enumerate(tools):
-        function = tool.get("function") if isinstance(tool, dict) else None
-        if isinstance(function, dict) and isinstance(function.get("name"), str):
-            schema = function.get("parameters")
-            parsed.append(Tool(function["name"], schema if isinstance(schema, dict) else {}))
-        elif isinstance(tool, dict) and isinstance(tool.get("name"), str):  # custom tools, Responses-style tools
-            schema = tool.get("parameters")
-            parsed.append(Tool(tool["name"], schema if isinstance(schema, dict) else {}))
-        else:
-            raise invalid(f"`tools[{i}]` must be a tool with a `function.name`.", f"tools[{i}]")
-    return tuple(parsed)
+    return common_parse_tools(data, read_tool, "tools[{i}]")
 
 
 def forced_tool(choice: Any, tools: tuple[Tool, ...]) -> str | None:
