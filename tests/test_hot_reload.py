@@ -173,7 +173,8 @@ def two_servers_share_changes(first, second) -> None:
     assert took < 1.0
     text = first.responses_file.read_text().replace("2+2 equals 9.", "2+2 equals 4.")
     save_atomically(first.responses_file, text)
-    wait_for(lambda: ask(first, "what is 2+2?") == ask(second, "what is 2+2?") == "2+2 equals 4.", timeout=1.5)
+    took = wait_for(lambda: ask(first, "what is 2+2?") == ask(second, "what is 2+2?") == "2+2 equals 4.", timeout=1.0)
+    assert took < 1.0
     # only one of the two watchers wrote
     assert len(log_events(first, "watcher_started")) + len(log_events(second, "watcher_started")) == 1
     assert "database is locked" not in first.log() + second.log()
@@ -213,12 +214,12 @@ def test_watchresponses_is_the_one_writer_and_a_standby_takes_over(tmp_path):
         wait_for(lambda: "standing by" in (tmp_path / "second.log").read_text())
         text = srv.responses_file.read_text().replace("2+2 equals 9.", "2+2 equals 5.")
         save_atomically(srv.responses_file, text)
-        wait_for(lambda: ask(srv, "what is 2+2?") == "2+2 equals 5.", timeout=1.5)
+        wait_for(lambda: ask(srv, "what is 2+2?") == "2+2 equals 5.", timeout=1.0)
         watchers[0].terminate()
         watchers[0].wait(timeout=10)
         wait_for(lambda: "watching responses files" in (tmp_path / "second.log").read_text(), timeout=5)
         save_atomically(srv.responses_file, text.replace("2+2 equals 5.", "2+2 equals 6."))
-        wait_for(lambda: ask(srv, "what is 2+2?") == "2+2 equals 6.", timeout=1.5)
+        wait_for(lambda: ask(srv, "what is 2+2?") == "2+2 equals 6.", timeout=1.0)
     finally:
         for process in watchers:
             process.terminate()
