@@ -141,12 +141,10 @@ def mock_error_response(request: HttpRequest, spec: Mapping[str, Any], *, source
     if "should_retry" in spec:
         response["x-should-retry"] = "true" if spec["should_retry"] else "false"
     if status == 429:
-        if budget is None or budget.limit_requests is None:
-            budget = Budget(limit_requests=budget.limit_requests if budget else None, remaining_requests=0,
-                            reset_requests=retry_after or 0.0, limit_tokens=budget.limit_tokens if budget else None,
-                            remaining_tokens=budget.remaining_tokens if budget else None)
+        if budget is not None:
+            add_rate_limit_headers(response, budget, provider_for(request))
+        if not response.has_header("x-ratelimit-remaining-requests"):  # asked for, with no budget configured
             response["x-ratelimit-remaining-requests"] = "0"
             response["x-ratelimit-reset-requests"] = seconds_text(retry_after or 0.0)
-        add_rate_limit_headers(response, budget, provider_for(request))
     request.log_fields = {**getattr(request, "log_fields", {}), "mock_error": status, "mock_error_source": source}
     return response

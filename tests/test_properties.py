@@ -79,7 +79,7 @@ prompt = st.text(min_size=1, max_size=30).filter(lambda t: t.strip())
 def test_every_exact_entry_answers_its_own_prompt(prompts):
     index = ResponseIndex.build([(i + 1, p, f"answer {i}", {}, i) for i, p in enumerate(prompts)],
                                 version=1, unknown_response="?", settings={})
-    for i, p in enumerate(prompts):
+    for p in prompts:
         request = ChatRequest(provider="openai", endpoint="chat", model="m", prompt=p)
         match = index.find(request)
         assert match.entry is not None
