@@ -84,7 +84,7 @@ def text(value: Any, field: str, *, allow_empty: bool = True) -> str:
     raise EntryError(field, f"`{field}` must be a string, not {type(value).__name__}")
 
 
-def _mapping(value: Any, field: str) -> dict:
+def mapping(value: Any, field: str) -> dict:
     if not isinstance(value, dict):
         raise EntryError(field, f"`{field}` must be a mapping", line_of(value))
     return value
@@ -104,8 +104,8 @@ def _integer(value: Any, field: str) -> int:
     return number
 
 
-def _unknown_keys(mapping: dict, allowed: tuple[str, ...], where: str) -> None:
-    for key in mapping:
+def unknown_keys(values: dict, allowed: tuple[str, ...], where: str) -> None:
+    for key in values:
         if key not in allowed:
             raise EntryError(f"{where}.{key}" if where else key,
                              f"unknown field `{key}`{' in ' + where if where else ''} (expected one of: {', '.join(allowed)})")
@@ -115,7 +115,7 @@ def parse_match(value: Any) -> tuple[str, str, str]:
     """`match:` as (kind, text, target): a string is an exact match on the last user message."""
     if not isinstance(value, dict):
         return "exact", text(value, "match"), "last_user"
-    _unknown_keys(value, MATCH_KINDS + ("on",), "match")
+    unknown_keys(value, MATCH_KINDS + ("on",), "match")
     kinds = [k for k in MATCH_KINDS if k in value]
     if len(kinds) != 1:
         raise EntryError("match", "`match` needs exactly one of: " + ", ".join(MATCH_KINDS))
@@ -140,7 +140,7 @@ def parse_reply(value: Any, field: str) -> dict[str, Any]:
     """A reply: a string is its text; a mapping may add tool calls, thinking and fixed details."""
     if not isinstance(value, dict):
         return {"text": text(value, field)}
-    _unknown_keys(value, RESPONSE_KEYS, field)
+    unknown_keys(value, RESPONSE_KEYS, field)
     reply: dict[str, Any] = {}
     if "text" in value:
         reply["text"] = text(value["text"], f"{field}.text")
@@ -156,10 +156,10 @@ def parse_reply(value: Any, field: str) -> dict[str, Any]:
     if "stop_reason" in value:
         reply["stop_reason"] = _choice(value["stop_reason"], f"{field}.stop_reason", STOP_REASONS)
     if "usage" in value:
-        usage = _mapping(value["usage"], f"{field}.usage")
+        usage = mapping(value["usage"], f"{field}.usage")
         names = {"input_tokens": "input_tokens", "prompt_tokens": "input_tokens",
                  "output_tokens": "output_tokens", "completion_tokens": "output_tokens"}
-        _unknown_keys(usage, tuple(names), f"{field}.usage")
+        unknown_keys(usage, tuple(names), f"{field}.usage")
         reply["usage"] = {names[k]: _integer(v, f"{field}.usage.{k}") for k, v in usage.items()}
     if "id" in value:
         reply["id"] = text(value["id"], f"{field}.id")
@@ -171,8 +171,8 @@ def parse_reply(value: Any, field: str) -> dict[str, Any]:
 
 
 def _tool_call(value: Any, field: str) -> dict[str, Any]:
-    call = _mapping(value, field)
-    _unknown_keys(call, ("name", "arguments", "id"), field)
+    call = mapping(value, field)
+    unknown_keys(call, ("name", "arguments", "id"), field)
     if "name" not in call:
         raise EntryError(f"{field}.name", f"`{field}.name` is required")
     result = {"name": text(call["name"], f"{field}.name")}
@@ -188,7 +188,7 @@ def _tool_call(value: Any, field: str) -> dict[str, Any]:
             raise EntryError(f"{field}.arguments", f"`{field}.arguments` must be a JSON object", line_of(arguments))
         result["arguments"] = json.dumps(decoded, ensure_ascii=False)
     else:
-        decoded = plain(_mapping(arguments, f"{field}.arguments"))
+        decoded = plain(mapping(arguments, f"{field}.arguments"))
         try:
             result["arguments"] = json.dumps(decoded, ensure_ascii=False, default=str)
         except (TypeError, ValueError):
@@ -200,7 +200,7 @@ def _tool_call(value: Any, field: str) -> dict[str, Any]:
 
 def parse_entry(entry: dict) -> tuple[str, str, dict[str, Any]]:
     """A list entry from a responses file (or the admin) as the row it becomes: (prompt, answer, options)."""
-    _unknown_keys(entry, ENTRY_KEYS, "")
+    unknown_keys(entry, ENTRY_KEYS, "")
     if "match" not in entry:
         raise EntryError("match", "`match` is required (the text this entry answers)")
     kind, prompt, target = parse_match(entry["match"])
@@ -269,7 +269,7 @@ def validate_row(prompt: str, answer: str, options: Any) -> dict[str, Any]:
     """Check a row typed in the admin; return its options in stored form, or raise EntryError."""
     if not isinstance(options, dict):
         raise EntryError("options", "options must be a JSON object")
-    _unknown_keys(options, ("match", "on", "model", "provider", "tool", "has_tool_result", "priority", "name",
+    unknown_keys(options, ("match", "on", "model", "provider", "tool", "has_tool_result", "priority", "name",
                             "response", "turns", "embedding", *FAULT_KEYS), "")
     if options.get("match", "exact") not in MATCH_KINDS:
         raise EntryError("match", f"`match` must be one of {', '.join(MATCH_KINDS)}")

@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .entries import EntryError, line_of, plain, text
+from .entries import EntryError, line_of, mapping, plain, text, unknown_keys
 
 TIMING_RATES = ("chunks_per_second", "characters_per_second", "tokens_per_second")
 TIMING_KEYS = ("ttft_ms", *TIMING_RATES, "chunk", "jitter", "seed")
@@ -56,11 +56,7 @@ def _bool(value: Any, field: str) -> bool:
 
 
 def _mapping(value: Any, field: str, allowed: tuple[str, ...]) -> dict:
-    if not isinstance(value, dict):
-        raise EntryError(field, f"`{field}` must be a mapping", line_of(value))
-    for key in value:
-        if key not in allowed:
-            raise EntryError(f"{field}.{key}", f"unknown field `{key}` in `{field}` (expected one of: {', '.join(allowed)})")
+    unknown_keys(mapping(value, field), allowed, field)
     return value
 
 

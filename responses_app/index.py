@@ -38,7 +38,8 @@ def _on_event_loop() -> bool:
 def _read_version() -> int:
     from .models import ResponseSet
 
-    return ResponseSet.get().version
+    version = ResponseSet.objects.filter(pk=ResponseSet.SINGLETON_ID).values_list("version", flat=True).first()
+    return version if version is not None else ResponseSet.get().version
 
 
 def release_memory() -> None:
@@ -90,7 +91,7 @@ class IndexHolder:
         while a request is already past that point is served from the next request on.
         """
         index = self._index
-        if index is None or self._stale:
+        if self.needs_rebuild():
             if index is not None and _on_event_loop():
                 return index
             index = self._rebuild_if_stale()

@@ -93,6 +93,11 @@ class Entry:
             faults={k: options[k] for k in ("error", "timing", "stream_error") if k in options} or None,
         )
 
+    @property
+    def scanned(self) -> bool:
+        """Tried one by one on every request, rather than found by a dictionary probe."""
+        return self.target != "last_user" or self.kind in ("contains", "regex")
+
     def label(self) -> str:
         shown = self.name or (self.prompt if len(self.prompt) <= 40 else self.prompt[:37] + "...")
         return f"entry {self.id} ({shown!r})"
@@ -208,7 +213,7 @@ class ResponseIndex:
         for entry in entries:
             if entry.embedding is not None:
                 embeddings.setdefault(entry.prompt.strip(), entry.embedding)
-            if entry.target != "last_user" or entry.kind in ("contains", "regex"):
+            if entry.scanned:
                 scan.append(entry)
             elif entry.kind == "normalized":
                 normalized.setdefault(entry.key, []).append(entry)
@@ -241,9 +246,8 @@ class ResponseIndex:
         candidates = heapq.merge(sorted(set(probed), key=lambda e: e.rank), self._scan, key=lambda e: e.rank)
         refused: list[str] = []
         for entry in candidates:
-            if entry.target != "last_user" or entry.kind in ("contains", "regex"):
-                if not any(entry.matches_text(text) for text in entry.texts(request)):
-                    continue
+            if entry.scanned and not any(entry.matches_text(text) for text in entry.texts(request)):
+                continue
             reason = entry.refusal(request)
             if reason is not None:
                 refused.append(f"{entry.label()}: {reason}")
