@@ -41,7 +41,7 @@ def test_sigkill_during_a_load_leaves_one_complete_set(tmp_path):
     outcomes = []
     for fraction in (0.3, 0.5, 0.7):
         srv.start()
-        httpx.post(f"{srv.url}/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "prompt 1"}]})
+        httpx.post(f"{srv.url}/v1/chat/completions", timeout=30, json={"model": "m", "messages": [{"role": "user", "content": "prompt 1"}]})
         before = answers_by_tag(database)
         tag = "C" if "B" in before else "B"
         srv.responses_file.write_text(responses(tag))
@@ -52,7 +52,7 @@ def test_sigkill_during_a_load_leaves_one_complete_set(tmp_path):
         assert len(after) == 1 and sum(after.values()) == ENTRIES, f"a mix or a loss: {after}"
         outcomes.append("previous" if after == before else "new")
         srv.start()  # restarted, it serves the complete set (and its watcher loads the file again)
-        reply = httpx.post(f"{srv.url}/v1/chat/completions", json={"model": "m", "messages": [
+        reply = httpx.post(f"{srv.url}/v1/chat/completions", timeout=30, json={"model": "m", "messages": [
             {"role": "user", "content": f"prompt {ENTRIES - 1}"}]}).json()
         assert reply["choices"][0]["message"]["content"].endswith(f"answer {ENTRIES - 1}")
         deadline = time.monotonic() + 60
