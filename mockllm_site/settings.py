@@ -63,6 +63,17 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def _postgres_connections(options: dict) -> dict:
+    """Connection reuse on PostgreSQL: psycopg's pool (MOCKLLM_DB_POOL=N, N connections at most per
+    process) or persistent connections kept MOCKLLM_CONN_MAX_AGE seconds (the default; see the README's
+    "Shared deployment" for the measurements behind it)."""
+    pool_size = env_int("MOCKLLM_DB_POOL", 0, minimum=0)
+    if pool_size:
+        return {"CONN_MAX_AGE": 0, "OPTIONS": {**options, "pool": {"min_size": 1, "max_size": pool_size,
+                                                                     "timeout": 10}}}
+    return {"CONN_MAX_AGE": env_int("MOCKLLM_CONN_MAX_AGE", 60), "CONN_HEALTH_CHECKS": True, "OPTIONS": options}
+
+
 def database_from_url(url: str) -> dict:
     """Turn DATABASE_URL (sqlite:///path or postgres://user:pass@host:port/name) into a DATABASES entry."""
     parts = urlsplit(url)
@@ -96,9 +107,7 @@ def database_from_url(url: str) -> dict:
             "PASSWORD": unquote(parts.password or ""),
             "HOST": parts.hostname or "",
             "PORT": str(parts.port or ""),
-            "CONN_MAX_AGE": env_int("MOCKLLM_CONN_MAX_AGE", 60),
-            "CONN_HEALTH_CHECKS": True,
-            "OPTIONS": options,
+            **_postgres_connections(options),
         }
     raise ImproperlyConfigured(
         f"DATABASE_URL={url!r}: unsupported scheme {parts.scheme!r} (use sqlite:///FILE or postgres://...)"
@@ -246,18 +255,42 @@ MOCKLLM_STALL_SECONDS = env_float("MOCKLLM_STALL_SECONDS", 300.0, minimum=0.0)
 # How often each server process checks whether the canned set changed in another process.
 MOCKLLM_INDEX_POLL_SECONDS = env_float("MOCKLLM_INDEX_POLL_SECONDS", 0.25, minimum=0.01)
 
+# Require an API key (created in the admin) on /v1/. Off: any key, or none, is accepted.
+MOCKLLM_REQUIRE_API_KEY = env_bool("MOCKLLM_REQUIRE_API_KEY", False)
+# The control API (/control/...) answers only requests bearing this token; unset, it is off.
+MOCKLLM_CONTROL_TOKEN = env_str("MOCKLLM_CONTROL_TOKEN", "")
+if MOCKLLM_CONTROL_TOKEN and len(MOCKLLM_CONTROL_TOKEN) < 16:
+    raise ImproperlyConfigured("MOCKLLM_CONTROL_TOKEN is too short: use 16 or more random characters")
+# The request journal: every /v1/ request, written in batches by a background thread.
+MOCKLLM_JOURNAL = env_bool("MOCKLLM_JOURNAL", True)
+MOCKLLM_JOURNAL_MAX_ROWS = env_int("MOCKLLM_JOURNAL_MAX_ROWS", 100_000, minimum=0)  # 0: no limit
+MOCKLLM_JOURNAL_MAX_DAYS = env_float("MOCKLLM_JOURNAL_MAX_DAYS", 7.0, minimum=0.0)  # 0: no limit
+MOCKLLM_JOURNAL_FLUSH_SECONDS = env_float("MOCKLLM_JOURNAL_FLUSH_SECONDS", 0.1, minimum=0.01)
+MOCKLLM_JOURNAL_BUFFER = env_int("MOCKLLM_JOURNAL_BUFFER", 50_000, minimum=100)
+MOCKLLM_JOURNAL_BODY_BYTES = env_int("MOCKLLM_JOURNAL_BODY_BYTES", 64 * 1024, minimum=0)
+# Redis, for Channels' layer: server processes tell each other at once when the canned sets change.
+MOCKLLM_REDIS_URL = env_str("MOCKLLM_REDIS_URL", "")
+if MOCKLLM_REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [MOCKLLM_REDIS_URL], "prefix": env_str("MOCKLLM_REDIS_PREFIX", "mockllm")},
+        },
+    }
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "json": {
-            "()": "pythonjsonlogger.orjson.OrjsonFormatter",
+            "()": "responses_app.redaction.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
     },
+    "filters": {"redact": {"()": "responses_app.redaction.RedactSecrets"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "json"},
+        "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["redact"]},
     },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {

@@ -9,6 +9,7 @@ admin.site.index_title = "Canned responses"
 
 urlpatterns = [
     path("v1/", include("responses_app.urls")),
+    path("control/", include("responses_app.control_urls")),
     path("admin/", admin.site.urls),
     path("openapi.json", openapi_view, name="openapi"),
 ]

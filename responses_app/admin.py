@@ -9,12 +9,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
+from django.utils.http import urlencode
 
 from .index import bump_version, response_index
-from .models import CannedResponse, ResponseSet, Source
+from .models import ApiKey, CannedResponse, JournalEntry, ResponseSet, Source
 from .providers import anthropic, openai, responses
 from .providers.common import APIError
 
@@ -41,7 +42,7 @@ class CannedResponseForm(forms.ModelForm):
 
     class Meta:
         model = CannedResponse
-        fields = ("prompt", "answer", "options")
+        fields = ("prompt", "answer", "options", "scenario", "test_id")
 
     def clean_options(self) -> Any:
         return self.cleaned_data.get("options") or {}
@@ -56,12 +57,14 @@ class TryRequestForm(forms.Form):
 @admin.register(CannedResponse)
 class CannedResponseAdmin(admin.ModelAdmin):
     form = CannedResponseForm
-    list_display = ("short_prompt", "match_rule", "short_answer", "source", "differs_from_file", "updated_at")
-    list_filter = ("source", "source_file", "updated_at")
+    list_display = ("short_prompt", "match_rule", "short_answer", "scenario", "source", "differs_from_file",
+                    "updated_at")
+    list_filter = ("source", "scenario", "source_file", "updated_at", ("test_id", admin.EmptyFieldListFilter))
     search_fields = ("prompt", "answer")
     readonly_fields = ("source", "source_file", "file_answer", "position", "created_at", "updated_at")
     fieldsets = (
         (None, {"fields": ("prompt", "answer", "options")}),
+        ("Which requests see it", {"fields": ("scenario", "test_id")}),
         ("Where it came from", {"fields": ("source", "source_file", "file_answer", "position", "created_at",
                                            "updated_at")}),
     )
@@ -75,6 +78,15 @@ class CannedResponseAdmin(admin.ModelAdmin):
         if "turns" in options:
             extras.append(f"{len(options['turns'])} turns")
         return ", ".join([rule, *extras])
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        initial = super().get_changeform_initial_data(request)
+        if isinstance(initial.get("options"), str):  # prefilled from a journal entry, as JSON text
+            try:
+                initial["options"] = json.loads(initial["options"])
+            except ValueError:
+                initial.pop("options")
+        return initial
 
     def get_urls(self) -> list:
         return [path("try/", self.admin_site.admin_view(self.try_request), name="responses_app_try_request"),
@@ -146,8 +158,9 @@ class CannedResponseAdmin(admin.ModelAdmin):
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         with transaction.atomic():
+            layers = set(queryset.values_list("scenario", "test_id"))
             super().delete_queryset(request, queryset)
-            bump_version()
+            bump_version(layers)
 
 
 @admin.register(ResponseSet)
@@ -183,4 +196,81 @@ class ResponseSetAdmin(admin.ModelAdmin):
                 obj.save(update_fields=["unknown_response", "unknown_response_source"])
             else:
                 obj.save()
-            bump_version()
+            bump_version(())
+
+
+@admin.register(JournalEntry)
+class JournalEntryAdmin(admin.ModelAdmin):
+    """Every request to /v1/, newest first; read-only. Turn an unmatched one into a canned response."""
+
+    date_hierarchy = "created_at"
+    list_display = ("created_at", "method", "path", "model", "status", "matched", "short_prompt", "test_id",
+                    "api_key_name", "duration_ms")
+    list_filter = ("created_at", "status", "matched", "provider", "endpoint", "model", "stream",
+                   ("test_id", admin.AllValuesFieldListFilter), "api_key_name", "scenario")
+    search_fields = ("prompt", "request_id", "test_id", "model")
+    actions = ["create_canned_response"]
+    list_per_page = 100
+    show_full_result_count = False  # counting a large journal on every page view is slow
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field.name for field in JournalEntry._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="prompt")
+    def short_prompt(self, obj: JournalEntry) -> str:
+        return obj.prompt if len(obj.prompt) <= 60 else obj.prompt[:57] + "..."
+
+    @admin.action(description="Create a canned response from this request", permissions=["add_canned"])
+    def create_canned_response(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        entries = list(queryset[:2])
+        if len(entries) != 1:
+            self.message_user(request, "Choose exactly one journal entry to turn into a canned response.",
+                              messages.WARNING)
+            return None
+        entry = entries[0]
+        options: dict[str, Any] = {}
+        if entry.model:
+            options["model"] = entry.model
+        initial = {"prompt": entry.prompt, "options": json.dumps(options), "scenario": entry.scenario}
+        url = reverse("admin:responses_app_cannedresponse_add") + "?" + urlencode(initial)
+        return HttpResponseRedirect(url)
+
+    def has_add_canned_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("responses_app.add_cannedresponse")
+
+
+class ApiKeyForm(forms.ModelForm):
+    class Meta:
+        model = ApiKey
+        fields = ("name", "scenario", "is_active")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys for /v1/ (required only with MOCKLLM_REQUIRE_API_KEY). The key is shown once, when created."""
+
+    form = ApiKeyForm
+    list_display = ("name", "key_prefix", "scenario", "is_active", "created_at")
+    list_filter = ("is_active", "scenario")
+    search_fields = ("name",)
+    readonly_fields = ("key_prefix", "created_at")
+
+    def save_model(self, request: HttpRequest, obj: ApiKey, form: Any, change: bool) -> None:
+        key = None
+        if not change:
+            key = ApiKey.generate()
+            obj.set_key(key)
+        super().save_model(request, obj, form, change)
+        if key is not None:
+            messages.warning(request, f"The key for {obj.name!r} is {key} . Copy it now: it is not stored, "
+                                      "and cannot be shown again.")
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for key in queryset:
+            key.delete()  # one by one, so that every process forgets it

@@ -89,14 +89,15 @@ MOCK_MESSAGES = {
 
 
 def client_key(request: HttpRequest) -> str:
-    """Who a request is from, for rate limits: its API key (hashed, never kept), else its address."""
-    key = request.META.get("HTTP_X_API_KEY") or ""
-    authorization = request.META.get("HTTP_AUTHORIZATION", "")
-    if not key and authorization.lower().startswith("bearer "):
-        key = authorization[7:].strip()
-    if key:
-        return "key:" + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:16]
-    return "addr:" + str(request.META.get("REMOTE_ADDR", ""))
+    """Who a request is from, for rate limits: its API key (hashed, never kept), else its address;
+    and its test run, so that two runs sharing a key or a machine do not share a budget."""
+    from .clients import presented_key
+
+    key = presented_key(request)
+    who = "key:" + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:16] if key else \
+        "addr:" + str(request.META.get("REMOTE_ADDR", ""))
+    client = getattr(request, "client", None)
+    return f"{who}|test:{client.test_id}" if client is not None and client.test_id else who
 
 
 def mock_headers(request: HttpRequest) -> dict[str, str]:

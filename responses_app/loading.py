@@ -384,7 +384,7 @@ def load_responses_file(path: str | Path, *, settle_seconds: float = 0.0) -> Loa
 def count_removals(parsed: ParsedResponses, source_file: str) -> int:
     """How many rows a load of `parsed` from `source_file` would delete."""
     keep = {entry.digest for entry in parsed.entries}
-    stored = CannedResponse.objects.filter(source=Source.FILE, source_file=source_file)
+    stored = CannedResponse.objects.filter(source=Source.FILE, source_file=source_file, scenario="", test_id="")
     return sum(1 for digest in stored.values_list("key_digest", flat=True) if digest not in keep)
 
 
@@ -429,7 +429,7 @@ def write_responses(parsed: ParsedResponses, source_file: str) -> LoadSummary:
         response_set, _ = ResponseSet.objects.select_for_update().get_or_create(pk=ResponseSet.SINGLETON_ID)
         existing = {
             row.key_digest: row
-            for row in CannedResponse.objects.only(
+            for row in CannedResponse.objects.filter(scenario="", test_id="").only(
                 "id", "prompt", "key_digest", "answer", "options", "position", "source", "source_file", "file_answer"
             )
         }
@@ -502,7 +502,7 @@ def write_responses(parsed: ParsedResponses, source_file: str) -> LoadSummary:
                 "last_loaded_file", "last_load_summary", "last_error", "last_error_at",
             ]
         )
-        bump_version()
+        bump_version({("", "")})
 
     logger.info(
         str(summary),

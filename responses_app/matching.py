@@ -234,7 +234,7 @@ class ResponseIndex:
             self._near["map"] = {k: tuple(v) for k, v in near.items()}
         return self._near["map"]
 
-    def find(self, request: ChatRequest) -> Match:
+    def find(self, request: ChatRequest, unknown_response: str | None = None) -> Match:
         """The first entry, in rank order, whose text and restrictions accept the request."""
         stripped = request.prompt.strip()
         probed = self._exact.get(stripped, ())
@@ -253,7 +253,7 @@ class ResponseIndex:
                 refused.append(f"{entry.label()}: {reason}")
                 continue
             return Match(entry, entry.reply_for(request), entry.kind)
-        reply, rule = default_reply(request, self.unknown_response)
+        reply, rule = default_reply(request, self.unknown_response if unknown_response is None else unknown_response)
         return Match(None, reply, rule, tuple(self._near_misses(request, refused, folded)[:3]))
 
     def _near_misses(self, request: ChatRequest, refused: list[str], folded: str) -> list[str]:

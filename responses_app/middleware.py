@@ -9,11 +9,15 @@ from typing import Any, Callable
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.utils import timezone
 
 from .entries import EntryError
 from .errors import client_key, error_response, mock_error_response, mock_headers
 from .faults import error_from_headers, rate_limiter
-from .providers.common import new_request_id
+from .clients import ANONYMOUS, identify
+from .index import response_index
+from .journal import record_request
+from .providers.common import APIError, new_request_id
 
 access_logger = logging.getLogger("mockllm.access")
 fault_logger = logging.getLogger("mockllm.faults")
@@ -59,8 +63,10 @@ class AccessLogMiddleware(_Middleware):
 
     def before(self, request: HttpRequest) -> None:
         request.started_at = time.perf_counter()
+        request.received_at = timezone.now()
         request.request_id = new_request_id()
         request.log_fields = {}
+        request.client = ANONYMOUS
         return None
 
     def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
@@ -82,9 +88,15 @@ class AccessLogMiddleware(_Middleware):
             self._log(request, response)
 
     def _log(self, request: HttpRequest, response: HttpResponseBase) -> None:
+        duration_ms = round((time.perf_counter() - request.started_at) * 1000, 2)
+        if settings.MOCKLLM_JOURNAL and request.path.startswith("/v1"):  # the admin and control API are not journaled
+            record_request(request, response, duration_ms)
         if not access_logger.isEnabledFor(logging.INFO):
             return
         status = response.status_code
+        client = request.client
+        if client is not ANONYMOUS:
+            request.log_fields.update(api_key=client.key_name, scenario=client.scenario, test_id=client.test_id)
         access_logger.log(
             logging.WARNING if status >= 500 else logging.INFO,
             "%s %s %s", request.method, request.path, status,
@@ -94,7 +106,7 @@ class AccessLogMiddleware(_Middleware):
                 "method": request.method,
                 "path": request.path,
                 "status": status,
-                "duration_ms": round((time.perf_counter() - request.started_at) * 1000, 2),
+                "duration_ms": duration_ms,
                 **request.log_fields,
             },
         )
@@ -109,6 +121,11 @@ class ProviderErrorMiddleware(_Middleware):
     """
 
     def before(self, request: HttpRequest) -> HttpResponse | None:
+        try:
+            request.client = identify(request, response_index.current(),
+                                      require_key=settings.MOCKLLM_REQUIRE_API_KEY)
+        except APIError as exc:
+            return error_response(request, exc.status_code, exc.message, code=exc.code)
         client = client_key(request)
         early = rate_limiter.early_by(client)
         if early is not None:  # did the client behave? it came back before the retry-after it was given

@@ -1,6 +1,9 @@
 """The canned set: one row per prompt, plus one row for the set as a whole."""
 from __future__ import annotations
 
+import hashlib
+import secrets
+
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
@@ -29,7 +32,7 @@ class CannedResponse(models.Model):
     )
     # sha256 of the prompt and the options that decide what it matches: a fixed-size unique key,
     # since long prompts are too big for a unique index on PostgreSQL.
-    key_digest = models.CharField(max_length=64, unique=True, editable=False)
+    key_digest = models.CharField(max_length=64, editable=False)
     answer = models.TextField(blank=True, help_text="The text of the reply.")
     source = models.CharField(
         max_length=8,
@@ -52,12 +55,26 @@ class CannedResponse(models.Model):
         '"arguments": {"city": "Paris"}}]}}. The README lists every option.',
     )
     position = models.IntegerField(default=ADMIN_POSITION, help_text="Order among entries of equal priority.")
+    scenario = models.CharField(
+        max_length=100, blank=True, default="",
+        help_text="The named set this entry belongs to, for requests whose API key maps to it or that send "
+        "`X-Mock-Scenario`; blank for the default set, which every request falls back to.",
+    )
+    test_id = models.CharField(
+        max_length=200, blank=True, default="",
+        help_text="Only requests sending this `X-Mock-Test-Id` see this entry (set by the control API for one "
+        "test run); blank for everyone.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["prompt"]
         verbose_name = "canned response"
+        constraints = [
+            models.UniqueConstraint(fields=["scenario", "test_id", "key_digest"], name="one_entry_per_prompt_per_set"),
+        ]
+        indexes = [models.Index(fields=["test_id", "scenario"], name="entries_by_set")]
 
     def __str__(self) -> str:
         return self.prompt if len(self.prompt) <= 80 else self.prompt[:77] + "..."
@@ -67,28 +84,37 @@ class CannedResponse(models.Model):
             self.options = validate_row(self.prompt, self.answer, self.options)
         except EntryError as exc:
             raise ValidationError({"options": exc.message}, code="invalid_options") from None
-        clash = CannedResponse.objects.filter(key_digest=entry_digest(self.prompt, self.options)).exclude(pk=self.pk)
+        clash = CannedResponse.objects.filter(
+            key_digest=entry_digest(self.prompt, self.options), scenario=self.scenario, test_id=self.test_id,
+        ).exclude(pk=self.pk)
         if clash.exists():
             raise ValidationError(
-                {"prompt": "Another canned response already has exactly this prompt and matching options; "
-                 "edit that one instead."},
+                {"prompt": "Another canned response of this set already has exactly this prompt and matching "
+                 "options; edit that one instead."},
                 code="duplicate_prompt",
             )
+
+    @property
+    def layer(self) -> tuple[str, str]:
+        return (self.scenario, self.test_id)
 
     def save(self, *args, **kwargs) -> None:
         from .index import bump_version
 
         self.key_digest = entry_digest(self.prompt, self.options)
         with transaction.atomic():
+            layers = {self.layer}
+            if self.pk is not None:  # an edit may move the entry from one set to another
+                layers.update(CannedResponse.objects.filter(pk=self.pk).values_list("scenario", "test_id"))
             super().save(*args, **kwargs)
-            bump_version()
+            bump_version(layers)
 
     def delete(self, *args, **kwargs):
         from .index import bump_version
 
         with transaction.atomic():
             result = super().delete(*args, **kwargs)
-            bump_version()
+            bump_version({self.layer})
         return result
 
     @property
@@ -128,3 +154,112 @@ class ResponseSet(models.Model):
     def get(cls) -> "ResponseSet":
         obj, _ = cls.objects.get_or_create(pk=cls.SINGLETON_ID)
         return obj
+
+
+class SetVersion(models.Model):
+    """The version of one set of entries (a scenario, a test run's entries, or the default set).
+
+    Bumped with ResponseSet.version whenever that set changes, so a process rebuilds the sets that
+    changed and not the whole index: a test run adding an entry does not rebuild a 100,000-entry
+    default set in every server process.
+    """
+
+    scenario = models.CharField(max_length=100, blank=True, default="")
+    test_id = models.CharField(max_length=200, blank=True, default="")
+    version = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scenario", "test_id"], name="one_version_per_set")]
+
+    def __str__(self) -> str:
+        return f"{self.scenario or '(default)'} / {self.test_id or '(all tests)'}: {self.version}"
+
+
+def hash_api_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class ApiKey(models.Model):
+    """A key clients send as `Authorization: Bearer ...` or `x-api-key`. Only its hash is stored."""
+
+    name = models.CharField(max_length=100, unique=True,
+                            help_text="Who or what uses this key; the request journal shows this name.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    key_prefix = models.CharField(max_length=12, editable=False, help_text="The first characters of the key, "
+                                  "to recognise it; the key itself is shown once, when it is created.")
+    scenario = models.CharField(
+        max_length=100, blank=True, default="",
+        help_text="The scenario whose canned responses requests with this key get first (then the default set); "
+        "blank for the default set only.",
+    )
+    is_active = models.BooleanField(default=True, help_text="Inactive keys are refused like unknown ones.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "API key"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @staticmethod
+    def generate() -> str:
+        return "mk-" + secrets.token_urlsafe(24)
+
+    def set_key(self, key: str) -> None:
+        self.key_hash = hash_api_key(key)
+        self.key_prefix = key[:10]
+
+    def save(self, *args, **kwargs) -> None:
+        from .index import bump_version
+
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            bump_version(())
+
+    def delete(self, *args, **kwargs):
+        from .index import bump_version
+
+        with transaction.atomic():
+            result = super().delete(*args, **kwargs)
+            bump_version(())
+        return result
+
+
+class JournalEntry(models.Model):
+    """One request to /v1/, as the server saw and answered it. Written in batches, off the request path."""
+
+    created_at = models.DateTimeField(db_index=True, help_text="When the request arrived.")
+    request_id = models.CharField(max_length=64, db_index=True, help_text="The x-request-id it was answered with.")
+    test_id = models.CharField(max_length=200, blank=True, db_index=True)
+    scenario = models.CharField(max_length=100, blank=True)
+    api_key_name = models.CharField(max_length=100, blank=True, help_text="The name of the API key used, if one "
+                                    "was recognised (never the key).")
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=300)
+    provider = models.CharField(max_length=20, blank=True)
+    endpoint = models.CharField(max_length=40, blank=True)
+    model = models.CharField(max_length=200, blank=True, db_index=True)
+    stream = models.BooleanField(default=False)
+    status = models.PositiveSmallIntegerField(db_index=True)
+    matched = models.BooleanField(default=False, help_text="A canned entry answered (not the default).")
+    entry_id = models.BigIntegerField(null=True, blank=True, help_text="The canned response that answered.")
+    match_rule = models.CharField(max_length=20, blank=True)
+    near_misses = models.JSONField(default=list, blank=True)
+    prompt = models.TextField(blank=True, help_text="The text that was matched (the last user message).")
+    stream_end = models.CharField(max_length=40, blank=True, help_text="How a stream ended: complete, "
+                                  "client_disconnected or the fault asked for.")
+    duration_ms = models.FloatField(default=0)
+    input_tokens = models.IntegerField(null=True, blank=True)
+    output_tokens = models.IntegerField(null=True, blank=True)
+    headers = models.JSONField(default=dict, blank=True, help_text="Request headers; secrets are redacted.")
+    body = models.TextField(blank=True, help_text="The request body as sent (cut at 64 KiB).")
+
+    class Meta:
+        verbose_name = "journal entry"
+        verbose_name_plural = "request journal"
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["test_id", "id"], name="journal_by_test")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} {self.status} ({self.created_at:%Y-%m-%d %H:%M:%S})"

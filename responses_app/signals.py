@@ -19,4 +19,4 @@ def set_key_digest(sender: type, instance: CannedResponse, raw: bool, **kwargs: 
 @receiver(post_save, sender=CannedResponse)
 def note_fixture_change(sender: type, instance: CannedResponse, raw: bool, **kwargs: Any) -> None:
     if raw:  # loaddata: Model.save() did not run, so nothing else bumped the version
-        bump_version()
+        bump_version({(instance.scenario, instance.test_id)})

@@ -8,6 +8,7 @@ from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from .clients import ANONYMOUS
 from .conversation import ChatRequest
 from .entries import EntryError
 from .errors import add_rate_limit_headers, client_key, mock_error_response, mock_headers
@@ -27,12 +28,15 @@ def answer(request: Request, provider: ModuleType, parsed: ChatRequest) -> HttpR
     it as JSON or as an SSE stream."""
     django_request = request._request
     index = response_index.current()
-    match = index.find(parsed)
+    client = getattr(django_request, "client", ANONYMOUS)
+    match = index.find(parsed, client.scenario, client.test_id)
     log_fields = django_request.__dict__.setdefault("log_fields", {})
     log_fields.update(
         provider=parsed.provider, endpoint=parsed.endpoint, model=parsed.model, stream=parsed.stream,
         matched=match.entry.id if match.entry else "default", match_rule=match.rule,
+        input_tokens=parsed.input_tokens, output_tokens=match.output_tokens,
     )
+    django_request.journal_prompt = parsed.prompt
     if match.near_misses:
         log_fields["near_misses"] = list(match.near_misses)
     try:
@@ -130,7 +134,9 @@ class EmbeddingsView(APIView):
     def post(self, request: Request) -> HttpResponse:
         parsed = embeddings.parse_request(read_json_body(request))
         index = response_index.current()
-        vectors = [list(index.embedding_for(text) or embeddings.vector_for(text, parsed.dimensions))
+        client = getattr(request._request, "client", ANONYMOUS)
+        vectors = [list(index.embedding_for(text, client.scenario, client.test_id)
+                        or embeddings.vector_for(text, parsed.dimensions))
                    for text in parsed.inputs]
         request._request.log_fields.update(provider="openai", endpoint="embeddings", model=parsed.model)
         return json_response(embeddings.render_json(parsed, vectors))

@@ -153,13 +153,20 @@ def postgres_url() -> str:
 
 
 @pytest.fixture(autouse=True)
+def no_journal_in_this_process(settings):
+    """Requests made in this process (Django's test client) are not journaled: the journal's writer
+    thread would share the test's database. The journal is tested against real server processes."""
+    settings.MOCKLLM_JOURNAL = False
+
+
+@pytest.fixture(autouse=True)
 def fresh_response_index():
     """Tests share one process: start each with an index that is rebuilt on first use."""
     from responses_app.index import response_index
 
-    response_index.mark_stale()
+    response_index.forget()  # versions repeat when each test's transaction rolls back
     yield
-    response_index.mark_stale()
+    response_index.forget()
 
 
 @pytest.fixture

@@ -131,10 +131,10 @@ def test_a_body_over_the_limit_is_413_in_each_shape(new_server):
 def test_an_unexpected_error_is_a_logged_500_in_the_provider_shape(client, monkeypatch, caplog, db):
     from responses_app import views
 
-    def broken():
+    def broken(*args, **kwargs):
         raise RuntimeError("index exploded")
 
-    monkeypatch.setattr(views.response_index, "current", broken)
+    monkeypatch.setattr(views, "plan_for", broken)
     with caplog.at_level("ERROR", logger="mockllm.errors"):
         response = client.post(OPENAI, GOOD_OPENAI, content_type="application/json")
         anthropic_response = client.post(ANTHROPIC, GOOD_ANTHROPIC, content_type="application/json")

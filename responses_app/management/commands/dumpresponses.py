@@ -26,10 +26,12 @@ _Dumper.add_representer(str, _represent_str)
 
 
 def dump_responses() -> str:
-    """The canned set as it is now, admin edits included, as a responses file."""
+    """The default canned set as it is now, admin edits included, as a responses file (scenarios and test
+    runs' entries are not part of it)."""
     response_set = ResponseSet.get()
     document: dict[str, Any] = {
-        "responses": dict(CannedResponse.objects.order_by("id").values_list("prompt", "answer")),
+        "responses": dict(CannedResponse.objects.filter(scenario="", test_id="").order_by("id")
+                          .values_list("prompt", "answer")),
         "defaults": {"unknown_response": response_set.unknown_response},
     }
     if response_set.settings:
@@ -62,4 +64,4 @@ class Command(BaseCommand):
             handle.write(text)
         os.replace(temporary, target)
         count = text.count("\n")
-        self.stderr.write(f"Wrote {CannedResponse.objects.count()} responses to {target} ({count} lines)")
+        self.stderr.write(f"Wrote {CannedResponse.objects.filter(scenario='', test_id='').count()} responses to {target} ({count} lines)")

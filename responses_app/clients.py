@@ -1,0 +1,59 @@
+"""Who a request to /v1/ is from: its API key (by name), its scenario and its test run."""
+from __future__ import annotations
+
+import dataclasses
+
+from django.http import HttpRequest
+
+from .index import IndexSet
+from .models import hash_api_key
+from .providers.common import APIError
+
+TEST_ID_HEADER = "HTTP_X_MOCK_TEST_ID"
+SCENARIO_HEADER = "HTTP_X_MOCK_SCENARIO"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Client:
+    key_name: str = ""  # the name of a recognised API key, "" when none
+    scenario: str = ""
+    test_id: str = ""
+
+
+ANONYMOUS = Client()
+
+
+def presented_key(request: HttpRequest) -> str:
+    """The API key a request carries, in `x-api-key` (Anthropic) or `Authorization: Bearer` (OpenAI)."""
+    key = request.META.get("HTTP_X_API_KEY", "").strip()
+    if key:
+        return key
+    authorization = request.META.get("HTTP_AUTHORIZATION", "")
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip()
+    return ""
+
+
+def _header(request: HttpRequest, name: str, header: str, limit: int) -> str:
+    value = request.META.get(name, "").strip()
+    if len(value) > limit:
+        raise APIError(400, f"{header} is {len(value)} characters long; at most {limit} are allowed.")
+    return value
+
+
+def identify(request: HttpRequest, index: IndexSet, *, require_key: bool) -> Client:
+    """The request's client; raises a 401 APIError when keys are required and this one is not known."""
+    key = presented_key(request)
+    info = index.api_keys.get(hash_api_key(key)) if key else None
+    if info is None and require_key:
+        if not key:
+            raise APIError(401, "You didn't provide an API key. Send it as `Authorization: Bearer KEY` or "
+                                "`x-api-key: KEY`; keys are created in the mockllm admin.", code="invalid_api_key")
+        shown = key[:6] + "..." + key[-2:] if len(key) > 12 else "***"
+        raise APIError(401, f"Incorrect API key provided: {shown}. Keys are created in the mockllm admin.",
+                       code="invalid_api_key")
+    test_id = _header(request, TEST_ID_HEADER, "X-Mock-Test-Id", 200)
+    scenario = _header(request, SCENARIO_HEADER, "X-Mock-Scenario", 100) or (info.scenario if info else "")
+    if info is None and not test_id and not scenario:
+        return ANONYMOUS
+    return Client(info.name if info else "", scenario, test_id)

@@ -1,0 +1,72 @@
+"""Secrets never leave the server: API keys and tokens are redacted in the journal and in every log line."""
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from pythonjsonlogger.orjson import OrjsonFormatter
+
+REDACTED = "[redacted]"
+# Headers whose values are secrets, by lower-case name.
+SECRET_HEADERS = frozenset({
+    "authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie", "x-mock-control-token",
+})
+# Secrets that may turn up inside any text: bearer credentials, keys of the usual shapes, header lines.
+_PATTERNS = (
+    re.compile(r"(?i)(bearer\s+)[^\s\"',;]+"),
+    re.compile(r"(?i)((?:x-api-key|api-key|authorization)[\"']?\s*[:=]\s*[\"']?)(?!bearer\s)[^\s\"',;]+"),
+    re.compile(r"\b(sk-ant-|sk-proj-|sk-|mk-)[A-Za-z0-9_\-]{6,}"),
+)
+
+
+def redact_text(text: str) -> str:
+    for pattern in _PATTERNS:
+        text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
+    return text
+
+
+def redact_header(name: str, value: str) -> str:
+    if name.lower() not in SECRET_HEADERS:
+        return redact_text(value)
+    scheme, _, rest = value.partition(" ")
+    if rest and scheme.lower() in ("bearer", "basic", "token"):
+        return f"{scheme} {REDACTED}"
+    return REDACTED
+
+
+def request_headers(meta: dict[str, Any]) -> dict[str, str]:
+    """A request's headers by lower-case name, secrets redacted."""
+    headers = {}
+    for key, value in meta.items():
+        if key.startswith("HTTP_"):
+            name = key[5:].lower().replace("_", "-")
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            name = key.lower().replace("_", "-")
+        else:
+            continue
+        headers[name] = redact_header(name, str(value))
+    return headers
+
+
+class RedactSecrets(logging.Filter):
+    """A logging filter: scrubs secrets from the message and its extra fields."""
+
+    _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact_text(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        for key, value in list(record.__dict__.items()):
+            if key not in self._STANDARD and isinstance(value, str):
+                setattr(record, key, redact_text(value))
+        return True
+
+
+class JsonFormatter(OrjsonFormatter):
+    """JSON lines, with tracebacks scrubbed too (the filter sees a traceback only as exc_info)."""
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name)
+        return redact_text(super().formatException(ei))
