@@ -133,17 +133,18 @@ class JournalView(ControlView):
     def get(self, request: Request) -> HttpResponse:
         limit = _int(request, "limit", 100, minimum=1, maximum=MAX_LIMIT)
         wait = float(_int(request, "wait", 0, minimum=0, maximum=int(MAX_WAIT_SECONDS)))
-        at_least = _int(request, "min_count", 1 if wait else 0, minimum=0, maximum=MAX_LIMIT)
+        at_least = _int(request, "min_count", 1 if wait else 0, minimum=0, maximum=10_000_000)
         deadline = time.monotonic() + wait
         while True:
             journal.flush()  # this process's queue; other processes write theirs every flush interval
             rows = journal_filter(request)
-            if not wait or rows.count() >= at_least or time.monotonic() >= deadline:
+            total = rows.count()
+            if total >= at_least or time.monotonic() >= deadline:
                 break
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-        page = list(rows.order_by("-id")[:limit + 1])
-        return json_response({"object": "list", "data": [journal_json(row) for row in page[:limit]],
-                              "has_more": len(page) > limit})
+        page = list(rows.order_by("-id")[:limit])
+        return json_response({"object": "list", "data": [journal_json(row) for row in page],
+                              "has_more": total > len(page), "total": total})
 
     def delete(self, request: Request) -> HttpResponse:
         rows = journal_filter(request)

@@ -123,7 +123,7 @@ def _entry(row: dict[str, Any]) -> Any:
     from .models import JournalEntry
 
     limit = settings.MOCKLLM_JOURNAL_BODY_BYTES
-    return JournalEntry(**{**row, "headers": request_headers(row["headers"]),
+    return JournalEntry(**{**row, "headers": request_headers(row["headers"]), "prompt": redact_text(row["prompt"]),
                            "body": redact_text(row["body"][:limit].decode("utf-8", "replace"))})
 
 

@@ -201,7 +201,9 @@ def _list_of(schema: dict) -> dict:
             "content": {"application/json": {"schema": {"type": "object", "required": ["object", "data", "has_more"],
                                                         "properties": {"object": {"const": "list"},
                                                                        "data": {"type": "array", "items": schema},
-                                                                       "has_more": {"type": "boolean"}}}}}}
+                                                                       "has_more": {"type": "boolean"},
+                                                                       "total": {"type": "integer", "description":
+                                                                                 "How many match (journal only)."}}}}}}
 
 
 def _deleted() -> dict:

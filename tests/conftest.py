@@ -17,6 +17,8 @@ FIXTURES = ROOT / "fixtures"
 # .ci/run sets this: there, a test that needs PostgreSQL fails instead of being left out.
 REQUIRE_SERVICES = os.environ.get("MOCKLLM_REQUIRE_SERVICES") == "1"
 POSTGRES_URL = os.environ.get("MOCKLLM_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("MOCKLLM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+CONTROL_TOKEN = "control-token-for-tests-0123456789"
 
 
 def free_port() -> int:
@@ -50,8 +52,8 @@ class Server:
     def responses_file(self) -> Path:
         return Path(self.env["MOCKLLM_RESPONSES_FILE"])
 
-    def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return manage(self.env, *args, check=check)
+    def manage(self, *args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return manage({**self.env, **(env or {})}, *args, check=check)
 
     def start(self, *, daphne: bool = False) -> "Server":
         """Serve with `manage.py runserver --noreload`, or with the production command when daphne=True."""
@@ -152,6 +154,43 @@ def postgres_url() -> str:
     pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} (start it to run this test)")
 
 
+def redis_available() -> bool:
+    try:
+        import redis
+
+        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping())
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    if redis_available():
+        return REDIS_URL
+    if REQUIRE_SERVICES:
+        pytest.fail(f"Redis is required here (MOCKLLM_REQUIRE_SERVICES=1) but {REDIS_URL} does not answer")
+    pytest.skip(f"Redis not reachable at {REDIS_URL} (start it to run this test)")
+
+
+def control(srv: Server, method: str, path: str, *, token: str | None = CONTROL_TOKEN, **kwargs):
+    """A request to a server's control API (/control/...), with its token unless told otherwise."""
+    import httpx
+
+    headers = dict(kwargs.pop("headers", {}))
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.request(method, f"{srv.url}/control/{path}", headers=headers, timeout=30, **kwargs)
+
+
+def chat(srv: Server, prompt: str | list, *, headers: dict | None = None, **body) -> "httpx.Response":
+    """POST /v1/chat/completions with one user message (or the given messages)."""
+    import httpx
+
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+    return httpx.post(f"{srv.url}/v1/chat/completions", json={"model": "m", "messages": messages, **body},
+                      headers=headers or {}, timeout=30)
+
+
 @pytest.fixture(autouse=True)
 def no_journal_in_this_process(settings):
     """Requests made in this process (Django's test client) are not journaled: the journal's writer
@@ -201,3 +240,13 @@ def anthropic_client(srv: Server, **options):
     return anthropic.Anthropic(base_url=srv.url, api_key=options.pop("api_key", "sk-test"),
                                max_retries=options.pop("max_retries", 0),
                                _strict_response_validation=options.pop("strict", True), **options)
+
+
+def create_api_key(srv: Server, name: str, key: str, *, scenario: str = "", active: bool = True) -> None:
+    """Store an API key in a server's database, as the admin does (only its hash is kept)."""
+    srv.manage("shell", "-c", (
+        "from responses_app.models import ApiKey\n"
+        f"k = ApiKey(name={name!r}, scenario={scenario!r}, is_active={active!r})\n"
+        f"k.set_key({key!r})\n"
+        "k.save()\n"
+    ))

@@ -1,0 +1,108 @@
+"""The control API for test suites (/control/): token, canned responses, journal queries, OpenAPI."""
+from __future__ import annotations
+
+import pytest
+
+from .conftest import CONTROL_TOKEN, chat, control, make_server
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    server = make_server(tmp_path_factory.mktemp("control"), MOCKLLM_CONTROL_TOKEN=CONTROL_TOKEN).start(daphne=True)
+    yield server
+    server.stop()
+
+
+def answer_of(response) -> str:
+    assert response.status_code == 200, response.text
+    return response.json()["choices"][0]["message"]["content"]
+
+
+@pytest.mark.parametrize("token, status, code", [(None, 401, "missing_token"), ("wrong-token-0123456789", 401,
+                                                                                 "invalid_token")])
+def test_every_endpoint_needs_the_token(srv, token, status, code):
+    for method, path in (("GET", "journal"), ("DELETE", "journal?all=true"), ("GET", "responses"),
+                         ("POST", "responses"), ("DELETE", "responses?test_id=x"), ("GET", "responses/1"),
+                         ("DELETE", "responses/1")):
+        response = control(srv, method, path, token=token, json={"match": "x", "response": "y"})
+        assert response.status_code == status, (method, path, response.text)
+        assert response.json()["error"]["code"] == code
+    assert control(srv, "GET", "responses", token=None, headers={"X-Mock-Control-Token": CONTROL_TOKEN}).status_code == 200
+
+
+def test_the_control_api_is_off_without_a_token_setting(server):
+    response = control(server, "GET", "journal")
+    assert response.status_code == 403
+    assert "MOCKLLM_CONTROL_TOKEN" in response.json()["error"]["message"]
+
+
+def test_add_list_get_and_delete_canned_responses(srv):
+    added = control(srv, "POST", "responses", json={"match": {"contains": "largest planet"}, "response": "Jupiter."})
+    assert added.status_code == 201, added.text
+    row = added.json()
+    assert row["entry"] == {"match": {"contains": "largest planet"}, "response": {"text": "Jupiter."}}
+    assert answer_of(chat(srv, "Which is the largest planet?")) == "Jupiter."  # served from the next request
+
+    listed = control(srv, "GET", "responses", params={"limit": 1000}).json()
+    assert row["id"] in [item["id"] for item in listed["data"]]
+    assert control(srv, "GET", f"responses/{row['id']}").json()["answer"] == "Jupiter."
+    assert control(srv, "DELETE", f"responses/{row['id']}").status_code == 204
+    assert control(srv, "GET", f"responses/{row['id']}").status_code == 404
+    assert answer_of(chat(srv, "Which is the largest planet?")) != "Jupiter."
+
+
+def test_bad_entries_are_refused_with_a_message(srv):
+    missing = control(srv, "POST", "responses", json={"response": "no prompt"})
+    assert missing.status_code == 400 and "`match` is required" in missing.json()["error"]["message"]
+    regex = control(srv, "POST", "responses", json={"match": {"regex": "(unclosed"}, "response": "x"})
+    assert regex.status_code == 400 and "regular expression" in regex.json()["error"]["message"]
+    not_json = control(srv, "POST", "responses", content=b"{", headers={"Content-Type": "application/json"})
+    assert not_json.status_code == 400
+    first = control(srv, "POST", "responses", json={"match": "twice", "response": "1", "test_id": "dup"})
+    again = control(srv, "POST", "responses", json={"match": "twice", "response": "2", "test_id": "dup"})
+    assert first.status_code == 201 and again.status_code == 409
+    assert control(srv, "DELETE", "responses", params={"test_id": "dup"}).json() == {"deleted": 1}
+    assert control(srv, "DELETE", "responses").status_code == 400  # says whose
+
+
+def test_a_test_runs_entries_are_its_own_and_go_with_it(srv):
+    added = control(srv, "POST", "responses", json={"match": "what is 2+2?", "response": "four, for run 1"},
+                    headers={"X-Mock-Test-Id": "run-1"})
+    assert added.json()["test_id"] == "run-1"
+    assert answer_of(chat(srv, "what is 2+2?", headers={"X-Mock-Test-Id": "run-1"})) == "four, for run 1"
+    assert answer_of(chat(srv, "what is 2+2?", headers={"X-Mock-Test-Id": "run-2"})) == "2+2 equals 9."
+    assert answer_of(chat(srv, "what is 2+2?")) == "2+2 equals 9."
+    assert [r["id"] for r in control(srv, "GET", "responses", params={"test_id": "run-1"}).json()["data"]] == \
+        [added.json()["id"]]
+    assert control(srv, "DELETE", "responses", headers={"X-Mock-Test-Id": "run-1"}).json() == {"deleted": 1}
+    assert answer_of(chat(srv, "what is 2+2?", headers={"X-Mock-Test-Id": "run-1"})) == "2+2 equals 9."
+
+
+def test_journal_queries_filter_wait_and_clear(srv):
+    run = {"X-Mock-Test-Id": "journal-run"}
+    chat(srv, "what is 2+2?", headers=run)
+    chat(srv, "never canned", headers=run)
+    chat(srv, "what is 2+2?", headers={"X-Mock-Test-Id": "other-run"})
+    found = control(srv, "GET", "journal", params={"test_id": "journal-run", "wait": 5, "min_count": 2}).json()
+    assert found["total"] == 2 and [e["prompt"] for e in found["data"]] == ["never canned", "what is 2+2?"]
+    assert {e["test_id"] for e in found["data"]} == {"journal-run"}
+    unmatched = control(srv, "GET", "journal", params={"test_id": "journal-run", "matched": "false"}).json()
+    assert [e["prompt"] for e in unmatched["data"]] == ["never canned"]
+    one = control(srv, "GET", "journal", params={"test_id": "journal-run", "limit": 1}).json()
+    assert len(one["data"]) == 1 and one["has_more"] is True
+    assert control(srv, "GET", "journal", params={"status": "abc"}).status_code == 400
+    assert control(srv, "GET", "journal", params={"since": "yesterday"}).status_code == 400
+    assert control(srv, "DELETE", "journal").status_code == 400  # says which
+    assert control(srv, "DELETE", "journal", params={"test_id": "journal-run"}).json() == {"deleted": 2}
+    assert control(srv, "GET", "journal", params={"test_id": "journal-run"}).json()["total"] == 0
+    assert control(srv, "GET", "journal", params={"test_id": "other-run"}).json()["total"] == 1
+
+
+def test_unknown_urls_get_json_and_the_openapi_description_lists_every_endpoint(srv):
+    missing = control(srv, "GET", "nothing-here")
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_url"
+    spec = control(srv, "GET", "openapi.json", token=None).json()
+    assert spec["openapi"].startswith("3.")
+    assert set(spec["paths"]) == {"/control/journal", "/control/responses", "/control/responses/{id}"}
+    assert set(spec["paths"]["/control/journal"]) == {"get", "delete"}
+    assert set(spec["paths"]["/control/responses"]) == {"get", "post", "delete"}
