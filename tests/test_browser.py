@@ -1,0 +1,64 @@
+"""End to end in a real browser: log into the admin, edit a prompt's answer, and the next API call
+returns the edit. Debian's chromium, driven by Selenium through Debian's chromedriver."""
+from __future__ import annotations
+
+import secrets
+import shutil
+
+import pytest
+
+from .conftest import REQUIRE_SERVICES, chat
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+@pytest.fixture
+def browser():
+    if not (CHROMIUM and CHROMEDRIVER):
+        message = "chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-quic", "--window-size=1280,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.implicitly_wait(10)
+    yield driver
+    driver.quit()
+
+
+def test_an_admin_edit_in_the_browser_is_the_next_api_answer(new_server, browser):
+    from selenium.webdriver.common.by import By
+
+    srv = new_server()
+    password = secrets.token_urlsafe(16)
+    srv.manage("createsuperuser", "--noinput", "--username", "qa-lead", "--email", "qa@example.com",
+               env={"DJANGO_SUPERUSER_PASSWORD": password})
+    assert chat(srv, "what is 2+2?").json()["choices"][0]["message"]["content"] == "2+2 equals 9."
+
+    browser.get(f"{srv.url}/admin/")
+    assert "/admin/login/" in browser.current_url  # the admin requires login
+    browser.find_element(By.NAME, "username").send_keys("qa-lead")
+    browser.find_element(By.NAME, "password").send_keys(password)
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit], button[type=submit]").click()
+    assert "Site administration" in browser.title or "Canned responses" in browser.page_source
+
+    browser.get(f"{srv.url}/admin/responses_app/cannedresponse/?q=2%2B2")
+    browser.find_element(By.LINK_TEXT, "what is 2+2?").click()
+    answer = browser.find_element(By.NAME, "answer")
+    answer.clear()
+    answer.send_keys("Four, edited in the browser.")
+    browser.find_element(By.NAME, "_save").click()
+    assert "was changed successfully" in browser.page_source
+
+    assert chat(srv, "what is 2+2?").json()["choices"][0]["message"]["content"] == "Four, edited in the browser."
+    history = srv.manage("shell", "-c", "from django.contrib.admin.models import LogEntry; "
+                                        "e = LogEntry.objects.get(); print(e.user.username, e.get_change_message())")
+    assert history.stdout.strip().splitlines()[-1] == "qa-lead Changed Answer."

@@ -1,0 +1,91 @@
+"""The team-shared mode for real: PostgreSQL, Redis (Channels' layer) and two server processes.
+
+Two test runs script the same conversation at the same time, each with its own X-Mock-Test-Id,
+spreading their requests over both processes: each sees only its own turns and journal entries.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+
+from .conftest import CONTROL_TOKEN, chat, control, make_server
+
+
+@pytest.fixture
+def two_processes(tmp_path, postgres_database, redis_url):
+    """Two daphne processes on one PostgreSQL database, told of changes by Redis only: their polling
+    interval is 30 s, so anything seen sooner came over the channel layer."""
+    env = dict(MOCKLLM_REDIS_URL=redis_url, MOCKLLM_REDIS_PREFIX=f"mockllm-test-{uuid.uuid4().hex[:8]}",
+               MOCKLLM_CONTROL_TOKEN=CONTROL_TOKEN, MOCKLLM_INDEX_POLL_SECONDS="30")
+    servers = [make_server(tmp_path / name, database_url=postgres_database, **env) for name in ("a", "b")]
+    for server in servers:
+        server.start(daphne=True)
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def reply(response) -> str:
+    assert response.status_code == 200, response.text
+    return response.json()["choices"][0]["message"]["content"]
+
+
+def test_two_test_runs_see_only_their_own_turns_and_journal(two_processes):
+    first, second = two_processes
+    runs = [f"run-{letter}-{uuid.uuid4().hex[:6]}" for letter in "xy"]
+    start = threading.Barrier(len(runs))
+    seen: dict[str, list[str]] = {}
+    errors: list[BaseException] = []
+
+    def test_run(run: str, writer, reader) -> None:
+        try:
+            own = {"X-Mock-Test-Id": run}
+            added = control(writer, "POST", "responses", headers=own, json={
+                "match": "book a table", "turns": [f"{run}: for how many people?", f"{run}: booked for four."]})
+            assert added.status_code == 201, added.text
+            start.wait(timeout=30)
+            replies = []
+            for _ in range(3):  # the same conversation, three times, alternating between the processes
+                history = [{"role": "user", "content": "book a table"}]
+                replies.append(reply(chat(reader, history, headers=own)))
+                history += [{"role": "assistant", "content": replies[-1]}, {"role": "user", "content": "book a table"}]
+                replies.append(reply(chat(writer, history, headers=own)))
+            seen[run] = replies
+        except BaseException as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=test_run, args=(runs[0], first, second)),
+               threading.Thread(target=test_run, args=(runs[1], second, first))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors, errors
+    for run in runs:
+        assert seen[run] == [f"{run}: for how many people?", f"{run}: booked for four."] * 3
+        # Both processes journaled this run's six requests, and nothing of the other run.
+        journal = control(first, "GET", "journal", params={"test_id": run, "wait": 10, "min_count": 6}).json()
+        assert journal["total"] == 6
+        assert {entry["test_id"] for entry in journal["data"]} == {run}
+        assert all(entry["matched"] and entry["prompt"] == "book a table" for entry in journal["data"])
+    # Without a test id, the conversation gets the default set.
+    assert reply(chat(first, "book a table")) == "I don't know the answer to that. This is a mock response."
+    # A run cleans up after itself; the other run's entries stay.
+    assert control(second, "DELETE", "responses", params={"test_id": runs[0]}).json() == {"deleted": 1}
+    assert reply(chat(first, "book a table", headers={"X-Mock-Test-Id": runs[0]})).startswith("I don't know")
+    assert reply(chat(first, "book a table", headers={"X-Mock-Test-Id": runs[1]})).startswith(runs[1])
+
+
+def test_a_change_in_one_process_is_served_by_the_other_at_once(two_processes):
+    first, second = two_processes
+    assert reply(chat(second, "what is 2+2?")) == "2+2 equals 9."  # the second process's index is built
+    started = time.monotonic()
+    added = control(first, "POST", "responses", json={"match": {"contains": "weather"}, "response": "Sunny."})
+    assert added.status_code == 201
+    while reply(chat(second, "what is the weather like?")) != "Sunny.":
+        assert time.monotonic() - started < 2, "the second process did not hear of the change"
+        time.sleep(0.02)
+    assert time.monotonic() - started < 2  # its polling interval is 30 s: Redis told it
