@@ -36,8 +36,11 @@ def browser():
 
 def test_an_admin_edit_in_the_browser_is_the_next_api_answer(new_server, browser):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
 
     srv = new_server()
+    wait = WebDriverWait(browser, 20)
     password = secrets.token_urlsafe(16)
     srv.manage("createsuperuser", "--noinput", "--username", "qa-lead", "--email", "qa@example.com",
                env={"DJANGO_SUPERUSER_PASSWORD": password})
@@ -48,7 +51,7 @@ def test_an_admin_edit_in_the_browser_is_the_next_api_answer(new_server, browser
     browser.find_element(By.NAME, "username").send_keys("qa-lead")
     browser.find_element(By.NAME, "password").send_keys(password)
     browser.find_element(By.CSS_SELECTOR, "input[type=submit], button[type=submit]").click()
-    assert "Site administration" in browser.title or "Canned responses" in browser.page_source
+    wait.until(EC.presence_of_element_located((By.ID, "logout-form")))  # logged in
 
     browser.get(f"{srv.url}/admin/responses_app/cannedresponse/?q=2%2B2")
     browser.find_element(By.LINK_TEXT, "what is 2+2?").click()
@@ -56,7 +59,8 @@ def test_an_admin_edit_in_the_browser_is_the_next_api_answer(new_server, browser
     answer.clear()
     answer.send_keys("Four, edited in the browser.")
     browser.find_element(By.NAME, "_save").click()
-    assert "was changed successfully" in browser.page_source
+    saved = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "ul.messagelist li.success")))
+    assert "was changed successfully" in saved.text
 
     assert chat(srv, "what is 2+2?").json()["choices"][0]["message"]["content"] == "Four, edited in the browser."
     history = srv.manage("shell", "-c", "from django.contrib.admin.models import LogEntry; "
