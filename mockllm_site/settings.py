@@ -64,14 +64,15 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 def _postgres_connections(options: dict) -> dict:
-    """Connection reuse on PostgreSQL: psycopg's pool (MOCKLLM_DB_POOL=N, N connections at most per
-    process) or persistent connections kept MOCKLLM_CONN_MAX_AGE seconds (the default; see the README's
-    "Shared deployment" for the measurements behind it)."""
-    pool_size = env_int("MOCKLLM_DB_POOL", 0, minimum=0)
+    """Connection reuse on PostgreSQL: psycopg's pool, MOCKLLM_DB_POOL connections at most per process
+    (default 8). Persistent connections (CONN_MAX_AGE) do not work under ASGI: each request runs in a
+    thread of its own, so every request opened a connection that outlived it, until PostgreSQL refused
+    more (measured: tests/benchmarks/shared.py). MOCKLLM_DB_POOL=0 opens one connection per request."""
+    pool_size = env_int("MOCKLLM_DB_POOL", 8, minimum=0)
     if pool_size:
         return {"CONN_MAX_AGE": 0, "OPTIONS": {**options, "pool": {"min_size": 1, "max_size": pool_size,
                                                                      "timeout": 10}}}
-    return {"CONN_MAX_AGE": env_int("MOCKLLM_CONN_MAX_AGE", 60), "CONN_HEALTH_CHECKS": True, "OPTIONS": options}
+    return {"CONN_MAX_AGE": 0, "OPTIONS": options}
 
 
 def database_from_url(url: str) -> dict:

@@ -20,7 +20,13 @@ _PATTERNS = (
 )
 
 
+_ANY = re.compile(r"(?i)bearer|api-key|authorization|sk-|mk-")  # one quick scan before the three above
+_HEADER_NAMES: dict[str, str] = {}
+
+
 def redact_text(text: str) -> str:
+    if not _ANY.search(text):
+        return text
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
     return text
@@ -39,13 +45,18 @@ def request_headers(meta: dict[str, Any]) -> dict[str, str]:
     """A request's headers by lower-case name, secrets redacted."""
     headers = {}
     for key, value in meta.items():
-        if key.startswith("HTTP_"):
-            name = key[5:].lower().replace("_", "-")
-        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            name = key.lower().replace("_", "-")
-        else:
-            continue
-        headers[name] = redact_header(name, str(value))
+        name = _HEADER_NAMES.get(key)
+        if name is None:
+            if key.startswith("HTTP_"):
+                name = key[5:].lower().replace("_", "-")
+            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                name = key.lower().replace("_", "-")
+            else:
+                name = ""
+            if len(_HEADER_NAMES) < 10_000:
+                _HEADER_NAMES[key] = name
+        if name:
+            headers[name] = redact_header(name, str(value))
     return headers
 
 

@@ -55,11 +55,15 @@ class Server:
     def manage(self, *args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         return manage({**self.env, **(env or {})}, *args, check=check)
 
-    def start(self, *, daphne: bool = False) -> "Server":
-        """Serve with `manage.py runserver --noreload`, or with the production command when daphne=True."""
+    def start(self, *, daphne: bool = False, uvicorn_workers: int = 0) -> "Server":
+        """Serve with `manage.py runserver --noreload`, with daphne when daphne=True, or with the shared
+        deployment's command, `uvicorn --workers N`, when uvicorn_workers=N."""
         self.port = free_port()
         self.log_path = self.workdir / f"server-{self.port}.log"
-        if daphne:
+        if uvicorn_workers:
+            argv = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port),
+                    "--workers", str(uvicorn_workers), "--no-access-log", "mockllm_site.asgi:application"]
+        elif daphne:
             argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "mockllm_site.asgi:application"]
         else:
             argv = [sys.executable, str(ROOT / "manage.py"), "runserver", "--noreload", f"127.0.0.1:{self.port}"]
