@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check --quiet
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test bench bench-pacing soak fuzz install install-dev migrate conformance clean
+.PHONY: run test browser bench-shared bench bench-pacing soak fuzz install install-dev migrate conformance clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +33,22 @@ run: install responses.yml migrate
 	$(PY) manage.py loadresponses responses.yml
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
-test: install-dev
+test: install-dev browser
 	$(PY) manage.py check
 	$(PY) -m pytest
+
+# The browser test drives Debian's chromium through chromedriver; installed here when missing
+# (as root, with apt). Elsewhere the suite leaves that test out and says so.
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing chromium and chromium-driver (Debian) for the browser test"; \
+	    apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 || \
+	      (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null); \
+	  else \
+	    echo "chromium and chromedriver are missing and cannot be installed here: the browser test will be left out"; \
+	  fi; \
+	fi
 
 # Side by side with the original mockllm==0.0.8 (in its own venv) and a bare ASGI app, driven by wrk.
 BENCH_VENV := .bench
@@ -47,6 +60,13 @@ $(BENCH_VENV)/.installed: tests/benchmarks/requirements-original.txt
 bench: install-dev $(BENCH_VENV)/.installed
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) tests/benchmarks/compare.py --original-python $(BENCH_VENV)/bin/python $(ARGS)
+
+# The shared deployment: journal on vs off, several processes (daphne behind nginx vs uvicorn --workers),
+# PostgreSQL connection reuse. Needs wrk and nginx (installed here when missing) and a PostgreSQL server.
+bench-shared: install-dev
+	@command -v wrk >/dev/null || apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)
+	@command -v nginx >/dev/null || apt-get install -y -qq nginx || (apt-get update -qq && apt-get install -y -qq nginx)
+	$(PY) tests/benchmarks/shared.py $(ARGS)
 
 # How closely paced streams keep their configured pace, alone and 100 or 1,000 at once.
 bench-pacing: install-dev

@@ -1,6 +1,7 @@
 """ASGI entry point: /v1/ goes to a lean API handler, everything else to Django's full stack.
 
-Run it with `python manage.py runserver` (daphne's) or `daphne mockllm_site.asgi:application`.
+Run it with `python manage.py runserver` (daphne's), `daphne mockllm_site.asgi:application`, or, for a
+shared deployment, `uvicorn mockllm_site.asgi:application --workers N` (see the README).
 """
 import os
 import sys
@@ -19,7 +20,8 @@ from responses_app.handlers import (  # noqa: E402
 )
 
 abort_broken_responses_under_daphne()
-logging.getLogger("daphne.server").addFilter(QuietStreamAborted())
+for server_logger in ("daphne.server", "uvicorn.error"):
+    logging.getLogger(server_logger).addFilter(QuietStreamAborted())
 api_application = APIHandler()
 
 application = ProtocolTypeRouter({"http": route_http(api_application, site_application)})

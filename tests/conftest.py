@@ -1,6 +1,7 @@
 """Shared fixtures: real server processes on free ports, and the services the shared mode uses."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -111,9 +112,31 @@ def make_server(workdir: Path, *, database_url: str | None = None, responses: st
     }
     full_env.pop("DJANGO_SETTINGS_MODULE", None)
     server = Server(workdir=workdir, env=full_env)
-    server.manage("migrate", "--noinput")
+    if database_url is None:
+        copy_migrated_sqlite(workdir / "db.sqlite3")
+    else:
+        server.manage("migrate", "--noinput")
     server.manage("loadresponses", str(responses_file))
     return server
+
+
+_migrated: list[Path] = []
+
+
+def copy_migrated_sqlite(target: Path) -> None:
+    """A freshly migrated SQLite database at `target`: migrated once per test session, then copied
+    (each `manage.py migrate` costs a second and a half, and the suite starts dozens of servers)."""
+    import sqlite3
+    import tempfile
+
+    if not _migrated:
+        template = Path(tempfile.mkdtemp(prefix="mockllm-migrated-")) / "db.sqlite3"
+        env = {**os.environ, "DATABASE_URL": f"sqlite:///{template}"}
+        env.pop("DJANGO_SETTINGS_MODULE", None)
+        manage(env, "migrate", "--noinput")
+        _migrated.append(template)
+    with sqlite3.connect(_migrated[0]) as source, sqlite3.connect(target) as copy:
+        source.backup(copy)
 
 
 @pytest.fixture(scope="session")
@@ -212,8 +235,8 @@ def fresh_response_index():
     response_index.forget()
 
 
-@pytest.fixture
-def postgres_database(postgres_url):
+@contextlib.contextmanager
+def scratch_database(postgres_url: str):
     """A fresh, empty database on the PostgreSQL server, dropped afterwards; its URL."""
     import uuid
 
@@ -223,9 +246,18 @@ def postgres_database(postgres_url):
     admin_url = postgres_url.replace("postgres://", "postgresql://")
     with psycopg.connect(admin_url, autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
-    yield postgres_url.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield postgres_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_database(postgres_url):
+    """A fresh, empty database on the PostgreSQL server, dropped afterwards; its URL."""
+    with scratch_database(postgres_url) as url:
+        yield url
 
 
 def openai_client(srv: Server, **options):

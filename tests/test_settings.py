@@ -16,7 +16,15 @@ def test_postgres_url_is_split_into_its_parts():
     db = database_from_url("postgres://me:p%40ss@db.example:6543/mock?sslmode=require")
     assert (db["ENGINE"], db["NAME"], db["USER"], db["PASSWORD"], db["HOST"], db["PORT"]) == (
         "django.db.backends.postgresql", "mock", "me", "p@ss", "db.example", "6543")
-    assert db["OPTIONS"] == {"sslmode": "require"}
+    assert db["OPTIONS"]["sslmode"] == "require"
+    assert db["OPTIONS"]["pool"]["max_size"] == 8 and db["CONN_MAX_AGE"] == 0  # a pool by default
+
+
+def test_the_postgres_pool_can_be_sized_or_turned_off(monkeypatch):
+    monkeypatch.setenv("MOCKLLM_DB_POOL", "3")
+    assert database_from_url("postgres://db/mock")["OPTIONS"]["pool"]["max_size"] == 3
+    monkeypatch.setenv("MOCKLLM_DB_POOL", "0")
+    assert "pool" not in database_from_url("postgres://db/mock")["OPTIONS"]
 
 
 def test_unknown_database_scheme_is_refused():

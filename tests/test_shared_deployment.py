@@ -11,21 +11,23 @@ import uuid
 
 import pytest
 
-from .conftest import CONTROL_TOKEN, chat, control, make_server
+from .conftest import CONTROL_TOKEN, chat, control, make_server, scratch_database
 
 
-@pytest.fixture
-def two_processes(tmp_path, postgres_database, redis_url):
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory, postgres_url, redis_url):
     """Two daphne processes on one PostgreSQL database, told of changes by Redis only: their polling
     interval is 30 s, so anything seen sooner came over the channel layer."""
     env = dict(MOCKLLM_REDIS_URL=redis_url, MOCKLLM_REDIS_PREFIX=f"mockllm-test-{uuid.uuid4().hex[:8]}",
                MOCKLLM_CONTROL_TOKEN=CONTROL_TOKEN, MOCKLLM_INDEX_POLL_SECONDS="30")
-    servers = [make_server(tmp_path / name, database_url=postgres_database, **env) for name in ("a", "b")]
-    for server in servers:
-        server.start(daphne=True)
-    yield servers
-    for server in servers:
-        server.stop()
+    tmp_path = tmp_path_factory.mktemp("shared")
+    with scratch_database(postgres_url) as database_url:
+        servers = [make_server(tmp_path / name, database_url=database_url, **env) for name in ("a", "b")]
+        for server in servers:
+            server.start(daphne=True)
+        yield servers
+        for server in servers:
+            server.stop()
 
 
 def reply(response) -> str:
