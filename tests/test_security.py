@@ -34,8 +34,12 @@ def test_production_refuses_a_weak_secret_key():
 
 
 def test_check_deploy_is_clean_with_the_documented_production_settings():
+    # The settings of the README's "Shared deployment".
     result = check("--deploy", "--fail-level", "WARNING", MOCKLLM_PRODUCTION="1", SECRET_KEY=STRONG_KEY,
-                   ALLOWED_HOSTS="mock.example.com")
+                   ALLOWED_HOSTS="mock.example.com", CSRF_TRUSTED_ORIGINS="https://mock.example.com",
+                   DATABASE_URL="postgres://mockllm@db.example.com:5432/mockllm",
+                   MOCKLLM_REDIS_URL="redis://redis.example.com:6379/0",
+                   MOCKLLM_CONTROL_TOKEN=secrets.token_urlsafe(32), MOCKLLM_REQUIRE_API_KEY="1")
     assert result.returncode == 0, result.stderr + result.stdout
     assert "no issues" in result.stdout
 
@@ -51,3 +55,8 @@ def test_the_admin_has_csrf_and_clickjacking_protection_and_http_only_sessions(c
     response = client.post("/admin/login/", {"username": "admin", "password": "a-long-test-password"})
     assert response.status_code == 302
     assert response.cookies["sessionid"]["httponly"]
+
+
+def test_a_short_control_token_is_refused():
+    result = check(MOCKLLM_CONTROL_TOKEN="secret")
+    assert result.returncode != 0 and "MOCKLLM_CONTROL_TOKEN is too short" in result.stderr

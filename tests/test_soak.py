@@ -7,9 +7,9 @@ from .conftest import ROOT
 
 
 def test_a_short_soak_run_loses_nothing_and_stays_flat():
-    result = subprocess.run([sys.executable, "tests/soak.py", "--seconds", "20"], cwd=ROOT, capture_output=True,
+    result = subprocess.run([sys.executable, "tests/soak.py", "--seconds", "12"], cwd=ROOT, capture_output=True,
                             text=True, timeout=180)
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["ok"], figures
-    assert figures["requests"] > 200 and figures["file_rewrites"] >= 5 and figures["admin_entries"] >= 5
+    assert figures["requests"] > 100 and figures["file_rewrites"] >= 3 and figures["admin_entries"] >= 5
     assert result.returncode == 0
