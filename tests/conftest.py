@@ -63,7 +63,8 @@ class Server:
         self.log_path = self.workdir / f"server-{self.port}.log"
         if uvicorn_workers:
             argv = [sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(self.port),
-                    "--workers", str(uvicorn_workers), "--no-access-log", "mockllm_site.asgi:application"]
+                    "--workers", str(uvicorn_workers), "--no-access-log", "--lifespan", "off",
+                    "mockllm_site.asgi:application"]
         elif daphne:
             argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "mockllm_site.asgi:application"]
         else:
