@@ -86,3 +86,13 @@ def test_a_key_created_while_the_server_runs_works_at_once(srv):
 def test_keys_are_not_required_by_default(server):
     assert chat(server, "hello").status_code == 200
     assert chat(server, "hello", headers={"Authorization": "Bearer anything"}).status_code == 200
+
+
+def test_each_test_run_has_its_own_rate_limit_budget(rf):
+    from responses_app.clients import Client
+    from responses_app.errors import client_key
+
+    first, second, plain = (rf.post("/v1/chat/completions", HTTP_AUTHORIZATION="Bearer sk-shared") for _ in range(3))
+    first.client, second.client, plain.client = Client(test_id="run-1"), Client(test_id="run-2"), Client()
+    keys = {client_key(first), client_key(second), client_key(plain)}
+    assert len(keys) == 3 and all(key.startswith("key:") and "sk-shared" not in key for key in keys)
