@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -98,12 +99,21 @@ def journal_json(row: JournalEntry) -> dict[str, Any]:
     }
 
 
+JOURNAL_FILTERS = ("model", "provider", "endpoint", "scenario", "api_key_name", "request_id")
+
+
+def journal_filtered(request: Request) -> bool:
+    """Whether the request names any filter (a DELETE without one must say all=true)."""
+    return bool(_test_id(request)) or any(_param(request, name) for name in
+                                          (*JOURNAL_FILTERS, "status", "matched", "since", "after_id"))
+
+
 def journal_filter(request: Request) -> QuerySet:
     rows = JournalEntry.objects.all()
     test_id = _test_id(request)
     if test_id:
         rows = rows.filter(test_id=test_id)
-    for name in ("model", "provider", "endpoint", "scenario", "api_key_name", "request_id"):
+    for name in JOURNAL_FILTERS:
         value = _param(request, name)
         if value:
             rows = rows.filter(**{name: value})
@@ -148,7 +158,7 @@ class JournalView(ControlView):
 
     def delete(self, request: Request) -> HttpResponse:
         rows = journal_filter(request)
-        if rows.query.where.children == [] and _bool(request, "all") is not True:
+        if not journal_filtered(request) and _bool(request, "all") is not True:
             raise APIError(400, "Say which entries to delete (for example ?test_id=...), or ?all=true for every one.",
                            param="test_id")
         journal.flush()
@@ -202,13 +212,12 @@ class ResponsesView(ControlView):
             raise APIError(400, f"{exc.message}. An entry has the responses file's list form, for example "
                                 '{"match": "hello", "response": "Hi!"}.', param=exc.field or None) from None
         row = CannedResponse(prompt=prompt, answer=answer, options=options, source=Source.ADMIN, **scope)
-        from django.core.exceptions import ValidationError
-
         try:
             row.full_clean(exclude=["key_digest"])
         except ValidationError as exc:
+            duplicate = any(error.code == "duplicate_prompt" for error in exc.error_dict.get("prompt", ()))
             messages = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items())
-            raise APIError(409 if "prompt" in exc.message_dict and "already" in messages else 400, messages) from None
+            raise APIError(409 if duplicate else 400, messages) from None
         row.save()
         return json_response(response_json(row), status=201)
 

@@ -2,24 +2,42 @@
 
 Three measurements, side by side in one run, each printed as a markdown table:
 
-1. Journal on vs off: one daphne process on SQLite and on PostgreSQL, `wrk -t1 -c32` against the
-   non-streamed chat completion, with MOCKLLM_JOURNAL=1 and =0. After each journal-on run (and a ~1 s
-   wait for the journal's 0.1 s flush) the rows in responses_app_journalentry are compared with the
-   requests wrk completed. wrk does not count the requests still in flight when it stops, so up to
-   `connections` more rows than requests is expected; fewer rows means lost journal entries.
+1. Journal on vs off: on SQLite and on PostgreSQL, two daphne processes side by side, one with
+   MOCKLLM_JOURNAL=1 and one with =0, `wrk -t1 -c32` against the non-streamed chat completion. The
+   machine this runs on is noisy (identical runs differ by up to ±30 %), so the two are measured
+   interleaved, on/off then off/on and so on, for --rounds rounds (default 3), and the table gives
+   medians: req/s on and off, the ratio of the medians, p99, and the CPU time per request of the
+   server process alone and of the server plus its journal writer (the `manage.py journalwriter`
+   child each server process starts and hands batches to over a pipe). CPU is utime+stime from
+   /proc/PID/stat, of the server process and of its children (found by their ppid), plus the
+   cutime+cstime of children it reaped (a writer that died and was restarted), from the start of the
+   wrk run to the end of the ~1 s wait after it, so that the writer's last batches are counted;
+   divided by the requests wrk completed. After each journal-on run the rows in
+   responses_app_journalentry (truncated before each run) are compared with the requests wrk completed.
+   wrk does not count the requests still in flight when it stops, so up to `connections` more rows
+   than requests is expected; fewer rows means lost journal entries. The journal-off run must write none.
 2. Several processes on PostgreSQL, `wrk -t2 -c64`: N daphne instances behind nginx (upstream keepalive,
-   HTTP/1.1, no proxy buffering), `uvicorn --workers N`, and one daphne and one uvicorn process as
-   baselines; non-streamed and streamed chat completions.
+   HTTP/1.1, no proxy buffering), `uvicorn --workers N --lifespan off` (the shared deployment's
+   command), and one daphne and one uvicorn process as baselines; non-streamed and streamed chat
+   completions.
 3. Connection reuse on PostgreSQL: GET /control/responses?limit=10 and /control/journal?limit=10 on one
-   daphne process with MOCKLLM_CONN_MAX_AGE=0, MOCKLLM_CONN_MAX_AGE=60 and MOCKLLM_DB_POOL=4,
-   `wrk -t1 -c16`; requests/s, latency, the sessions PostgreSQL opened for the run (pg_stat_database),
-   and the connections to the scratch database (pg_stat_activity) at the peak and after the run.
+   daphne process with MOCKLLM_DB_POOL=0 (a new connection per request), =2 and =8 (psycopg's pool, the
+   default size), `wrk -t1 -c16`; requests/s, latency, the sessions PostgreSQL opened for the run
+   (pg_stat_database), and the connections to the scratch database (pg_stat_activity) at the peak and
+   after the run. The writer child keeps a connection of its own, counted with the server's.
+   Persistent connections (MOCKLLM_CONN_MAX_AGE) are no longer measured: the setting is gone. Under
+   ASGI each request runs in a thread of its own, so each request left a connection behind; this
+   script measured it, with CONN_MAX_AGE=60 under daphne the connections climbed to the scratch role's
+   connection limit within seconds and requests then failed with 500.
 
 Everything runs against a scratch PostgreSQL database that the script creates and drops, and a SQLite
-file in a temporary directory. Every server runs in its own process group, killed on exit and on Ctrl-C.
+file in a temporary directory. Every server runs in its own process group, killed on exit and on Ctrl-C;
+the journal writers (in sessions of their own) exit when their server closes the pipe, and any left
+after that are killed.
 
     .venv/bin/python tests/benchmarks/shared.py                       # all three, 10 s per wrk run
     .venv/bin/python tests/benchmarks/shared.py --seconds 3 --only 3  # a quick look at one part
+    .venv/bin/python tests/benchmarks/shared.py --only 1 --rounds 5   # part 1 with more rounds
 """
 from __future__ import annotations
 
