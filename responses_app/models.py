@@ -88,11 +88,9 @@ class CannedResponse(models.Model):
             key_digest=entry_digest(self.prompt, self.options), scenario=self.scenario, test_id=self.test_id,
         ).exclude(pk=self.pk)
         if clash.exists():
-            raise ValidationError(
-                {"prompt": "Another canned response of this set already has exactly this prompt and matching "
-                 "options; edit that one instead."},
-                code="duplicate_prompt",
-            )
+            raise ValidationError({"prompt": ValidationError(
+                "Another canned response of this set already has exactly this prompt and matching options; "
+                "edit that one instead.", code="duplicate_prompt")})
 
     @property
     def layer(self) -> tuple[str, str]:

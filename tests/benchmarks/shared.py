@@ -51,6 +51,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -90,9 +91,13 @@ def spawn(argv: list[str], *, log: Path, env: dict[str, str] | None = None, cwd:
 
 
 def stop(process: subprocess.Popen | None, timeout: float = 10.0) -> None:
-    """SIGTERM the process group, then SIGKILL whatever is left of it."""
+    """SIGTERM the process group, then SIGKILL whatever is left of it. Descendants in sessions of their
+    own (the journal writers) are given the same time to exit once the server closes their pipe, then
+    killed."""
     if process is None:
         return
+    family = [(pid, started) for pid in descendants(process.pid)
+              if (started := proc_start(pid)) is not None] if process.poll() is None else []
     try:
         pgid = os.getpgid(process.pid)
     except ProcessLookupError:
@@ -113,6 +118,15 @@ def stop(process: subprocess.Popen | None, timeout: float = 10.0) -> None:
             break
         except subprocess.TimeoutExpired:
             continue
+    deadline = time.monotonic() + timeout
+    for pid, started in family:
+        while proc_start(pid) == started and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if proc_start(pid) == started:  # the same process (not a reused pid), still running
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     with _children_lock:
         if process in _children:
             _children.remove(process)
@@ -127,6 +141,89 @@ def stop_all() -> None:
 
 def _on_signal(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# /proc: the children of a process and their CPU time
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (fields[0] is the state), or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()  # the command name may hold spaces and parentheses
+
+
+def proc_start(pid: int) -> int | None:
+    """The start time of a live (not zombie) process, to tell it from a later one with the same pid."""
+    fields = proc_stat(pid)
+    return int(fields[19]) if fields and fields[0] not in ("Z", "X") else None
+
+
+def children(pid: int) -> list[int]:
+    """Child pids: from /proc/PID/task/*/children (every thread's: the journal thread starts the writer)
+    where the kernel has them, otherwise from the ppid field of every /proc/*/stat."""
+    found: set[int] = set()
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    have_children_files = False
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found.update(int(x) for x in f.read().split())
+            have_children_files = True
+        except OSError:
+            continue
+    if not have_children_files:
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and (fields := proc_stat(int(entry))) and int(fields[1]) == pid:
+                found.add(int(entry))
+    return sorted(found)
+
+
+def descendants(pid: int) -> list[int]:
+    found, pending = [], children(pid)
+    while pending:
+        child = pending.pop()
+        found.append(child)
+        pending.extend(children(child))
+    return found
+
+
+@dataclass
+class CpuSample:
+    """CPU ticks (utime+stime) of a server process, of each of its live descendants, and the
+    cutime+cstime of the children it has reaped."""
+    server: int
+    family: dict[int, int]
+    reaped: int
+
+    @classmethod
+    def take(cls, pid: int) -> "CpuSample":
+        fields = proc_stat(pid)
+        if fields is None:
+            raise RuntimeError(f"process {pid} is gone")
+        family = {}
+        for child in descendants(pid):
+            if (child_fields := proc_stat(child)) and child_fields[0] not in ("Z", "X"):
+                family[child] = int(child_fields[11]) + int(child_fields[12])
+        return cls(int(fields[11]) + int(fields[12]), family, int(fields[13]) + int(fields[14]))
+
+    def since(self, earlier: "CpuSample") -> tuple[float, float, bool]:
+        """(server seconds, descendants' seconds, whether a descendant exited or started in between).
+        A reaped child's whole life is in cutime, so what it had used before `earlier` is taken off."""
+        server = self.server - earlier.server
+        family = sum(ticks - earlier.family.get(pid, 0) for pid, ticks in self.family.items())
+        gone = {pid: ticks for pid, ticks in earlier.family.items() if pid not in self.family}
+        family += (self.reaped - earlier.reaped) - sum(gone.values())
+        return server / CLOCK_TICKS, family / CLOCK_TICKS, set(self.family) != set(earlier.family)
 
 
 def free_port() -> int:
@@ -253,6 +350,17 @@ def wrk(url: str, *, seconds: float, threads: int, connections: int, script: Pat
     if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
         result.socket_errors = sum(int(x) for x in m.groups())
     return result
+
+
+@dataclass
+class JournalRun:
+    """One run of part 1: wrk's result, the journal rows after 1 s and after up to 6 s, CPU per request."""
+    result: WrkResult
+    rows: int
+    late: int
+    server_ms: float  # CPU ms per request, the server process alone
+    total_ms: float  # the server and its journal writer
+    writer_changed: bool
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -439,16 +547,18 @@ class Bench:
         port = free_port()
         log = self.log_path(name)
         argv = [sys.executable, "-m", "uvicorn", "mockllm_site.asgi:application", "--host", "127.0.0.1",
-                "--port", str(port), "--no-access-log", "--log-level", "info"]
+                "--port", str(port), "--no-access-log", "--lifespan", "off", "--log-level", "info"]
         if workers:
             argv += ["--workers", str(workers)]
         process = spawn(argv, log=log, env=env)
         server = Server(name, port, [process], [log])
         wait_for_port(port, process, log)
         # Workers listen on the parent's socket as soon as they are ready: wait until all of them are,
-        # or the first one would take every connection of the run.
+        # or the first one would take every connection of the run. With --lifespan off there is no
+        # "Application startup complete"; each process logs "Started server process" once it has
+        # imported the application.
         deadline = time.monotonic() + 60
-        while log.read_text(errors="replace").count("Application startup complete") < (workers or 1):
+        while log.read_text(errors="replace").count("Started server process") < (workers or 1):
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{name}: not every worker started; see {log}:\n{tail(log)}")
             time.sleep(0.2)
@@ -529,70 +639,112 @@ http {{
                 conn.execute(f"DELETE FROM {JOURNAL_TABLE}")
             conn.close()
 
+    def journal_run(self, database: str, server: Server, journal: str, c: int) -> JournalRun:
+        """One measured wrk run on a running server: rows written, CPU of the server and of its writer."""
+        self.truncate_journal(database)
+        before = self.journal_rows(database)
+        cpu_before = CpuSample.take(server.processes[0].pid)
+        result = wrk(f"{server.url}/v1/chat/completions", seconds=self.args.seconds, threads=1,
+                     connections=c, script=self.json_lua, log=self.wrk_log)
+        time.sleep(1.0)  # the journal flushes every 0.1 s; the writer inserts what it was handed
+        server_s, writer_s, writer_changed = CpuSample.take(server.processes[0].pid).since(cpu_before)
+        rows = self.journal_rows(database) - before
+        late = rows
+        if journal == "1" and rows < result.requests:  # give a slow flush a little longer
+            deadline = time.monotonic() + 5
+            while late < result.requests and time.monotonic() < deadline:
+                time.sleep(0.5)
+                late = self.journal_rows(database) - before
+        requests = max(result.requests, 1)
+        return JournalRun(result, rows, late, server_s * 1000 / requests, (server_s + writer_s) * 1000 / requests,
+                          writer_changed)
+
     def journal(self) -> None:
-        print("\n## 1. Journal on vs off (one daphne process)", flush=True)
-        c = self.args.journal_connections
+        c, rounds = self.args.journal_connections, self.args.rounds
+        print(f"\n## 1. Journal on vs off (one daphne process each, {rounds} interleaved rounds)", flush=True)
         rows = []
         for database, url in (("SQLite", self.sqlite_url), ("PostgreSQL", self.pg.url)):
-            results: dict[str, WrkResult] = {}
-            counts: dict[str, tuple[int, int, int]] = {}
-            for journal in ("1", "0"):
-                name = f"journal-{database}-{'on' if journal == '1' else 'off'}"
-                server = self.daphne(name, self.env(url, MOCKLLM_JOURNAL=journal))
-                try:
+            servers: dict[str, Server] = {}
+            runs: dict[str, list[JournalRun]] = {"1": [], "0": []}
+            try:
+                for journal in ("1", "0"):
+                    servers[journal] = self.daphne(f"journal-{database}-{'on' if journal == '1' else 'off'}",
+                                                   self.env(url, MOCKLLM_JOURNAL=journal))
+                for server in servers.values():
                     self.warm(server)
-                    time.sleep(1.0)  # the warm-up's rows are flushed
-                    self.truncate_journal(database)
-                    before = self.journal_rows(database)
-                    result = wrk(f"{server.url}/v1/chat/completions", seconds=self.args.seconds, threads=1,
-                                 connections=c, script=self.json_lua, log=self.wrk_log)
-                    time.sleep(1.0)  # the journal flushes every 0.1 s
-                    after = self.journal_rows(database) - before
-                    late = after
-                    if journal == "1" and after < result.requests:  # give a slow flush a little longer
-                        deadline = time.monotonic() + 5
-                        while late < result.requests and time.monotonic() < deadline:
-                            time.sleep(0.5)
-                            late = self.journal_rows(database) - before
-                    results[journal], counts[journal] = result, (before, after, late)
-                    print(f"  {database:<10} journal {'on ' if journal == '1' else 'off'}: {result.rps:8.1f} req/s  "
-                          f"p50 {result.p50_ms:.2f} ms  p99 {result.p99_ms:.2f} ms  errors {result.errors}  "
-                          f"wrk requests {result.requests}  journal rows {after}", flush=True)
-                finally:
+                time.sleep(1.0)  # the warm-up's rows are flushed
+                writers = {journal: children(server.processes[0].pid) for journal, server in servers.items()}
+                print(f"  {database}: journal writer pids: on {writers['1'] or 'none'}, off {writers['0'] or 'none'}",
+                      flush=True)
+                if not writers["1"]:
+                    self.findings.append(f"{database}: the journal-on server has no journalwriter child after warm-up")
+                for round_ in range(rounds):
+                    for journal in (("1", "0") if round_ % 2 == 0 else ("0", "1")):
+                        run = self.journal_run(database, servers[journal], journal, c)
+                        runs[journal].append(run)
+                        result = run.result
+                        print(f"  {database:<10} round {round_ + 1} journal {'on ' if journal == '1' else 'off'}: "
+                              f"{result.rps:8.1f} req/s  p50 {result.p50_ms:.2f} ms  p99 {result.p99_ms:.2f} ms  "
+                              f"errors {result.errors}  wrk requests {result.requests}  journal rows {run.rows}  "
+                              f"CPU ms/req server {run.server_ms:.3f}, +writer {run.total_ms:.3f}", flush=True)
+                        if run.writer_changed:
+                            self.findings.append(f"{database} round {round_ + 1}, journal "
+                                                 f"{'on' if journal == '1' else 'off'}: a child of the server "
+                                                 f"exited or started during the run (a writer restart?)")
+                for journal, server in servers.items():
+                    if server.processes[0].poll() is not None:
+                        self.findings.append(f"{database}: the journal-{journal} server exited during the runs")
+            finally:
+                for server in servers.values():
                     server.stop()
-            on, off = results["1"], results["0"]
-            _, rows_on, late_on = counts["1"]
-            _, rows_off, _ = counts["0"]
-            extra = rows_on - on.requests
-            if extra == 0:
-                check = "equal"
-            elif 0 < extra <= c:
-                check = f"+{extra} (≤ {c} in flight when wrk stopped)"
-            elif extra > c:
-                check = f"**+{extra} rows more than requests**"
-                self.findings.append(f"{database}: {rows_on} journal rows for {on.requests} wrk requests "
-                                     f"(more than the {c} that can be in flight)")
-            else:
-                check = f"**{-extra} rows missing**"
-                self.findings.append(f"{database}: {rows_on} journal rows for {on.requests} requests wrk completed "
-                                     f"after 1 s; {late_on} after up to 6 s")
-            if late_on != rows_on:
-                check += f"; {late_on} after 6 s"
-            if rows_off:
-                check += f"; journal off still wrote {rows_off} rows"
-                self.findings.append(f"{database}: MOCKLLM_JOURNAL=0 still wrote {rows_off} journal rows")
-            rows.append(f"| {database} | {on.rps:.0f} | {off.rps:.0f} | {on.rps / off.rps:.2f} | "
-                        f"{on.p50_ms:.2f} / {off.p50_ms:.2f} | {on.p99_ms:.2f} / {off.p99_ms:.2f} | "
-                        f"{on.errors} / {off.errors} | {on.requests} | {rows_on} | {check} |")
+            rows.append(self.journal_row(database, runs, c))
         self.tables.append("\n".join([
-            f"### 1. Journal on vs off — one daphne process, wrk -t1 -c{c} -d{self.args.seconds:g}s, "
-            "non-streamed chat completion",
+            f"### 1. Journal on vs off — one daphne process each, wrk -t1 -c{c} -d{self.args.seconds:g}s, "
+            f"non-streamed chat completion, {rounds} rounds interleaved (medians)",
             "",
-            "| database | req/s journal on | req/s journal off | on/off | p50 ms on / off | p99 ms on / off | "
-            "errors on / off | wrk requests (on) | journal rows (on, +1 s) | rows vs requests |",
+            "| database | req/s on | req/s off | on/off | req/s per round, on / off | p99 ms on / off | "
+            "CPU ms/req server, on / off | CPU ms/req server+writer, on / off | errors on / off | "
+            "journal rows − requests, per on run |",
             "|---|---|---|---|---|---|---|---|---|---|",
             *rows,
         ]))
+
+    def journal_row(self, database: str, runs: dict[str, list[JournalRun]], c: int) -> str:
+        def median(journal: str, value) -> float:
+            return statistics.median(value(run) for run in runs[journal])
+
+        extras = []
+        for number, run in enumerate(runs["1"], 1):
+            extra = run.rows - run.result.requests
+            extras.append(f"{extra:+d}" if 0 <= extra <= c else f"**{extra:+d}**")
+            if extra > c:
+                self.findings.append(f"{database}, on run {number}: {run.rows} journal rows for {run.result.requests} "
+                                     f"wrk requests (more than the {c} that can be in flight)")
+            elif extra < 0:
+                self.findings.append(f"{database}, on run {number}: {run.rows} journal rows for {run.result.requests} "
+                                     f"requests wrk completed after 1 s; {run.late} after up to 6 s")
+        check = ", ".join(extras) + f" (0 to +{c} expected: in flight when wrk stopped)"
+        late = [f"{run.late - run.result.requests:+d}" for run in runs["1"] if run.late != run.rows]
+        if late:
+            check += f"; after up to 6 s: {', '.join(late)}"
+        off_rows = sum(run.rows for run in runs["0"])
+        if off_rows:
+            check += f"; journal off still wrote {off_rows} rows"
+            self.findings.append(f"{database}: MOCKLLM_JOURNAL=0 still wrote {off_rows} journal rows")
+        rps_on, rps_off = median("1", lambda r: r.result.rps), median("0", lambda r: r.result.rps)
+        per_round = (" ".join(f"{run.result.rps:.0f}" for run in runs["1"]) + " / "
+                     + " ".join(f"{run.result.rps:.0f}" for run in runs["0"]))
+        errors_on = sum(run.result.errors for run in runs["1"])
+        errors_off = sum(run.result.errors for run in runs["0"])
+        for journal, errors in (("on", errors_on), ("off", errors_off)):
+            if errors:
+                self.findings.append(f"{database}, journal {journal}: {errors} wrk errors (non-2xx or socket) "
+                                     f"over the rounds")
+        return (f"| {database} | {rps_on:.0f} | {rps_off:.0f} | {rps_on / rps_off:.2f} | {per_round} | "
+                f"{median('1', lambda r: r.result.p99_ms):.2f} / {median('0', lambda r: r.result.p99_ms):.2f} | "
+                f"{median('1', lambda r: r.server_ms):.3f} / {median('0', lambda r: r.server_ms):.3f} | "
+                f"{median('1', lambda r: r.total_ms):.3f} / {median('0', lambda r: r.total_ms):.3f} | "
+                f"{errors_on} / {errors_off} | {check} |")
 
     # -- 2. several processes -------------------------------------------------------------------------
 
@@ -643,15 +795,13 @@ http {{
     def connection_reuse(self) -> None:
         print("\n## 3. Connection reuse on PostgreSQL (one daphne process, control API)", flush=True)
         c = self.args.control_connections
-        configs = [
-            ("CONN_MAX_AGE=0", {"MOCKLLM_CONN_MAX_AGE": "0"}),
-            ("CONN_MAX_AGE=60", {"MOCKLLM_CONN_MAX_AGE": "60"}),
-            ("DB_POOL=4", {"MOCKLLM_DB_POOL": "4"}),
-        ]
+        # CONN_MAX_AGE (persistent connections) is gone: it leaked a connection per request under ASGI.
+        configs = [(f"DB_POOL={size}" + (" (no pool)" if size == 0 else " (default)" if size == 8 else ""),
+                    {"MOCKLLM_DB_POOL": str(size)}) for size in self.args.pools]
         auth = {"Authorization": f"Bearer {CONTROL_TOKEN}"}
         rows = []
         for label, extra in configs:
-            server = self.daphne(f"conn-{label}", self.env(self.pg.url, **extra))
+            server = self.daphne(f"conn-{label.split()[0]}", self.env(self.pg.url, **extra))
             try:
                 self.warm(server)
                 for path in ("/control/responses?limit=10", "/control/journal?limit=10"):
@@ -669,7 +819,7 @@ http {{
                     time.sleep(1.5)  # backends report their session counts; short-lived ones have closed
                     after = self.pg.connections()
                     opened = self.pg.sessions() - sessions_before
-                    print(f"  {label:<16} {path:<28} {result.rps:8.1f} req/s  p50 {result.p50_ms:.2f} ms  "
+                    print(f"  {label:<20} {path:<28} {result.rps:8.1f} req/s  p50 {result.p50_ms:.2f} ms  "
                           f"p99 {result.p99_ms:.2f} ms  errors {result.errors}  sessions opened ~{opened}  "
                           f"connections peak {sampler.peak} / after {after}", flush=True)
                     if result.errors:
@@ -752,7 +902,12 @@ def main() -> int:
     parser.add_argument("--only", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 3],
                         help="the parts to run, e.g. 1,3 (default 1,2,3)")
     parser.add_argument("--journal-connections", type=int, default=32, help="wrk connections in part 1 (default 32)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved on/off rounds per database in part 1 "
+                                                               "(default 3)")
     parser.add_argument("--control-connections", type=int, default=16, help="wrk connections in part 3 (default 16)")
+    parser.add_argument("--pools", type=lambda s: [int(x) for x in s.split(",")], default=[0, 2, 8],
+                        help="MOCKLLM_DB_POOL sizes compared in part 3, 0 for a connection per request "
+                             "(default 0,2,8)")
     parser.add_argument("--warmup", type=float, default=2, help="unmeasured wrk seconds per workload before part 2's "
                                                                 "runs (default 2)")
     parser.add_argument("--nginx-workers", type=int, default=1, help="nginx worker_processes in part 2 (default 1)")
@@ -763,6 +918,8 @@ def main() -> int:
                         "connect as (default: max_connections - connections in use - 10, at most 90)")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the scratch PostgreSQL database")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if problem := check_tools(args):
         print(f"error: {problem}", file=sys.stderr)
         return 2
