@@ -661,7 +661,8 @@ http {{
 
     def journal(self) -> None:
         c, rounds = self.args.journal_connections, self.args.rounds
-        print(f"\n## 1. Journal on vs off (one daphne process each, {rounds} interleaved rounds)", flush=True)
+        print(f"\n## 1. Journal on vs off (one daphne process each, {rounds} interleaved "
+              f"round{'s' if rounds != 1 else ''})", flush=True)
         rows = []
         for database, url in (("SQLite", self.sqlite_url), ("PostgreSQL", self.pg.url)):
             servers: dict[str, Server] = {}
@@ -700,7 +701,7 @@ http {{
             rows.append(self.journal_row(database, runs, c))
         self.tables.append("\n".join([
             f"### 1. Journal on vs off — one daphne process each, wrk -t1 -c{c} -d{self.args.seconds:g}s, "
-            f"non-streamed chat completion, {rounds} rounds interleaved (medians)",
+            f"non-streamed chat completion, {rounds} round{'s' if rounds != 1 else ''} interleaved (medians)",
             "",
             "| database | req/s on | req/s off | on/off | req/s per round, on / off | p99 ms on / off | "
             "CPU ms/req server, on / off | CPU ms/req server+writer, on / off | errors on / off | "
