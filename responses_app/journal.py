@@ -203,19 +203,25 @@ def _values(row: dict[str, Any], adapt_datetime: Any) -> tuple:
 
 
 def insert(batch: list[dict[str, Any]]) -> None:
-    """Plain multi-row INSERTs in one transaction (Django's bulk_create costs ~110 us a row in model
-    and field handling)."""
+    """One transaction of COPY (PostgreSQL) or multi-row INSERTs (SQLite): Django's bulk_create costs
+    ~110 us a row in model and field handling."""
     from .models import JournalEntry
 
     connection = connections[JournalEntry.objects.db]
     quote = connection.ops.quote_name
+    table = quote(JournalEntry._meta.db_table)
     columns = ", ".join(quote(JournalEntry._meta.get_field(name).column) for name in COLUMNS)
     row_marks = f"({', '.join(['%s'] * len(COLUMNS))})"
     adapt = connection.ops.adapt_datetimefield_value
     with transaction.atomic(using=JournalEntry.objects.db), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":  # COPY: a third of the CPU of parameterised INSERTs
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in batch:
+                    copy.write_row(_values(row, adapt))
+            return
         for start in range(0, len(batch), ROWS_PER_STATEMENT):
             part = batch[start:start + ROWS_PER_STATEMENT]
-            cursor.execute(f"INSERT INTO {quote(JournalEntry._meta.db_table)} ({columns}) VALUES "
+            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES "
                            + ", ".join([row_marks] * len(part)),
                            [value for row in part for value in _values(row, adapt)])
 
