@@ -1,21 +1,31 @@
 """Shared-deployment benchmark: the request journal, several server processes, PostgreSQL connection reuse.
 
-Three measurements, side by side in one run, each printed as a markdown table:
+Three measurements, side by side in one run, printed as markdown tables (part 1 as two):
 
 1. Journal on vs off: on SQLite and on PostgreSQL, two daphne processes side by side, one with
-   MOCKLLM_JOURNAL=1 and one with =0, `wrk -t1 -c32` against the non-streamed chat completion. The
-   machine this runs on is noisy (identical runs differ by up to ±30 %), so the two are measured
-   interleaved, on/off then off/on and so on, for --rounds rounds (default 3), and the table gives
-   medians: req/s on and off, the ratio of the medians, p99, and the CPU time per request of the
-   server process alone and of the server plus its journal writer (the `manage.py journalwriter`
-   child each server process starts and hands batches to over a pipe). CPU is utime+stime from
-   /proc/PID/stat, of the server process and of its children (found by their ppid), plus the
-   cutime+cstime of children it reaped (a writer that died and was restarted), from the start of the
-   wrk run to the end of the ~1 s wait after it, so that the writer's last batches are counted;
+   MOCKLLM_JOURNAL=1 and one with =0, against the non-streamed chat completion, under two loads, each
+   printed as a table of its own, so that "how much CPU does the journal cost at saturation?" and "does
+   the journal slow a request?" are answered separately:
+   - saturated, `wrk -t1 -c32` (--journal-connections): req/s on and off, the ratio of the medians,
+     p99, and the CPU time per request of the server process alone and of the server plus its journal
+     writer (the `manage.py journalwriter` child each server process starts and hands batches to over a
+     pipe);
+   - low load, `wrk -t1 -c1`: one connection, closed loop (the next request leaves when the last
+     answer is in), so the latency is that of one request on an otherwise idle server: the p50, p99 and
+     req/s on and off, and the ratio of the p50 medians.
+   The machine this runs on is noisy (identical runs differ by up to ±30 %), so on and off are measured
+   interleaved, on/off then off/on and so on, for --rounds rounds (default 3), each round a saturated
+   pair and then a -c1 pair, each run --seconds long; the tables give medians over the rounds (of each
+   run's req/s, p50 and p99). Both loads run on the same two server processes, started and warmed once
+   per database and kept running from the first run to the last, so no run pays for a cold start. CPU
+   is utime+stime from /proc/PID/stat, of the server process and of its children (found by their ppid),
+   plus the cutime+cstime of children it reaped (a writer that died and was restarted), from the start
+   of the wrk run to the end of the ~1 s wait after it, so that the writer's last batches are counted;
    divided by the requests wrk completed. After each journal-on run the rows in
    responses_app_journalentry (truncated before each run) are compared with the requests wrk completed.
    wrk does not count the requests still in flight when it stops, so up to `connections` more rows
-   than requests is expected; fewer rows means lost journal entries. The journal-off run must write none.
+   than requests is expected (at most 1 for -c1); fewer rows means lost journal entries. The journal-off
+   runs must write none.
 2. Several processes on PostgreSQL, `wrk -t2 -c64`: N daphne instances behind nginx (upstream keepalive,
    HTTP/1.1, no proxy buffering), `uvicorn --workers N --lifespan off` (the shared deployment's
    command), and one daphne and one uvicorn process as baselines; non-streamed and streamed chat
@@ -661,12 +671,14 @@ http {{
 
     def journal(self) -> None:
         c, rounds = self.args.journal_connections, self.args.rounds
-        print(f"\n## 1. Journal on vs off (one daphne process each, {rounds} interleaved "
+        # (key, wrk connections): saturated for the CPU cost, then one connection for a request's latency
+        loads = (("saturated", c), ("low", 1))
+        print(f"\n## 1. Journal on vs off (one daphne process each, wrk -c{c} and -c1, {rounds} interleaved "
               f"round{'s' if rounds != 1 else ''})", flush=True)
-        rows = []
+        rows: dict[str, list[str]] = {load: [] for load, _ in loads}
         for database, url in (("SQLite", self.sqlite_url), ("PostgreSQL", self.pg.url)):
             servers: dict[str, Server] = {}
-            runs: dict[str, list[JournalRun]] = {"1": [], "0": []}
+            runs: dict[str, dict[str, list[JournalRun]]] = {load: {"1": [], "0": []} for load, _ in loads}
             try:
                 for journal in ("1", "0"):
                     servers[journal] = self.daphne(f"journal-{database}-{'on' if journal == '1' else 'off'}",
@@ -679,50 +691,65 @@ http {{
                       flush=True)
                 if not writers["1"]:
                     self.findings.append(f"{database}: the journal-on server has no journalwriter child after warm-up")
+                # The same two processes serve every run of both loads, back to back (only the ~1 s journal
+                # check between runs), so they stay warm: imported, index and caches built, connections open.
                 for round_ in range(rounds):
-                    for journal in (("1", "0") if round_ % 2 == 0 else ("0", "1")):
-                        run = self.journal_run(database, servers[journal], journal, c)
-                        runs[journal].append(run)
-                        result = run.result
-                        print(f"  {database:<10} round {round_ + 1} journal {'on ' if journal == '1' else 'off'}: "
-                              f"{result.rps:8.1f} req/s  p50 {result.p50_ms:.2f} ms  p99 {result.p99_ms:.2f} ms  "
-                              f"errors {result.errors}  wrk requests {result.requests}  journal rows {run.rows}  "
-                              f"CPU ms/req server {run.server_ms:.3f}, +writer {run.total_ms:.3f}", flush=True)
-                        if run.writer_changed:
-                            self.findings.append(f"{database} round {round_ + 1}, journal "
-                                                 f"{'on' if journal == '1' else 'off'}: a child of the server "
-                                                 f"exited or started during the run (a writer restart?)")
+                    for load, connections in loads:
+                        for journal in (("1", "0") if round_ % 2 == 0 else ("0", "1")):
+                            run = self.journal_run(database, servers[journal], journal, connections)
+                            runs[load][journal].append(run)
+                            result = run.result
+                            print(f"  {database:<10} round {round_ + 1} -c{connections:<2} journal "
+                                  f"{'on ' if journal == '1' else 'off'}: "
+                                  f"{result.rps:8.1f} req/s  p50 {result.p50_ms:.2f} ms  p99 {result.p99_ms:.2f} ms  "
+                                  f"errors {result.errors}  wrk requests {result.requests}  journal rows {run.rows}  "
+                                  f"CPU ms/req server {run.server_ms:.3f}, +writer {run.total_ms:.3f}", flush=True)
+                            if run.writer_changed:
+                                self.findings.append(f"{database} round {round_ + 1}, -c{connections}, journal "
+                                                     f"{'on' if journal == '1' else 'off'}: a child of the server "
+                                                     f"exited or started during the run (a writer restart?)")
                 for journal, server in servers.items():
                     if server.processes[0].poll() is not None:
                         self.findings.append(f"{database}: the journal-{journal} server exited during the runs")
             finally:
                 for server in servers.values():
                     server.stop()
-            rows.append(self.journal_row(database, runs, c))
+            rows["saturated"].append(self.journal_row(database, runs["saturated"], c))
+            rows["low"].append(self.journal_latency_row(database, runs["low"]))
+        plural = "s" if rounds != 1 else ""
         self.tables.append("\n".join([
-            f"### 1. Journal on vs off — one daphne process each, wrk -t1 -c{c} -d{self.args.seconds:g}s, "
-            f"non-streamed chat completion, {rounds} round{'s' if rounds != 1 else ''} interleaved (medians)",
+            f"### 1. Journal on vs off (saturated, wrk -t1 -c{c}) — one daphne process each, -d{self.args.seconds:g}s, "
+            f"non-streamed chat completion, {rounds} round{plural} interleaved (medians)",
             "",
             "| database | req/s on | req/s off | on/off | req/s per round, on / off | p99 ms on / off | "
             "CPU ms/req server, on / off | CPU ms/req server+writer, on / off | errors on / off | "
             "journal rows − requests, per on run |",
             "|---|---|---|---|---|---|---|---|---|---|",
-            *rows,
+            *rows["saturated"],
+        ]))
+        self.tables.append("\n".join([
+            f"### 1b. Journal on vs off (low load, wrk -t1 -c1: per-request latency) — the same processes, "
+            f"-d{self.args.seconds:g}s, non-streamed chat completion, {rounds} round{plural} interleaved "
+            f"(medians of the per-round values)",
+            "",
+            "| database | p50 ms on / off | p50 on/off | p99 ms on / off | req/s on / off | "
+            "p50 ms per round, on / off | errors on / off | journal rows − requests, per on run |",
+            "|---|---|---|---|---|---|---|---|",
+            *rows["low"],
         ]))
 
-    def journal_row(self, database: str, runs: dict[str, list[JournalRun]], c: int) -> str:
-        def median(journal: str, value) -> float:
-            return statistics.median(value(run) for run in runs[journal])
-
+    def journal_checks(self, database: str, runs: dict[str, list[JournalRun]], c: int) -> tuple[str, int, int]:
+        """The journal rows of each run against wrk's requests, and the wrk errors on / off; adds findings."""
+        label = f"{database}, -c{c}"
         extras = []
         for number, run in enumerate(runs["1"], 1):
             extra = run.rows - run.result.requests
             extras.append(f"{extra:+d}" if 0 <= extra <= c else f"**{extra:+d}**")
             if extra > c:
-                self.findings.append(f"{database}, on run {number}: {run.rows} journal rows for {run.result.requests} "
+                self.findings.append(f"{label}, on run {number}: {run.rows} journal rows for {run.result.requests} "
                                      f"wrk requests (more than the {c} that can be in flight)")
             elif extra < 0:
-                self.findings.append(f"{database}, on run {number}: {run.rows} journal rows for {run.result.requests} "
+                self.findings.append(f"{label}, on run {number}: {run.rows} journal rows for {run.result.requests} "
                                      f"requests wrk completed after 1 s; {run.late} after up to 6 s")
         check = ", ".join(extras) + f" (0 to +{c} expected: in flight when wrk stopped)"
         late = [f"{run.late - run.result.requests:+d}" for run in runs["1"] if run.late != run.rows]
@@ -731,21 +758,47 @@ http {{
         off_rows = sum(run.rows for run in runs["0"])
         if off_rows:
             check += f"; journal off still wrote {off_rows} rows"
-            self.findings.append(f"{database}: MOCKLLM_JOURNAL=0 still wrote {off_rows} journal rows")
-        rps_on, rps_off = median("1", lambda r: r.result.rps), median("0", lambda r: r.result.rps)
-        per_round = (" ".join(f"{run.result.rps:.0f}" for run in runs["1"]) + " / "
-                     + " ".join(f"{run.result.rps:.0f}" for run in runs["0"]))
+            self.findings.append(f"{label}: MOCKLLM_JOURNAL=0 still wrote {off_rows} journal rows")
         errors_on = sum(run.result.errors for run in runs["1"])
         errors_off = sum(run.result.errors for run in runs["0"])
         for journal, errors in (("on", errors_on), ("off", errors_off)):
             if errors:
-                self.findings.append(f"{database}, journal {journal}: {errors} wrk errors (non-2xx or socket) "
+                self.findings.append(f"{label}, journal {journal}: {errors} wrk errors (non-2xx or socket) "
                                      f"over the rounds")
+        return check, errors_on, errors_off
+
+    @staticmethod
+    def run_median(runs: dict[str, list[JournalRun]], journal: str, value) -> float:
+        return statistics.median(value(run) for run in runs[journal])
+
+    def journal_row(self, database: str, runs: dict[str, list[JournalRun]], c: int) -> str:
+        def median(journal: str, value) -> float:
+            return self.run_median(runs, journal, value)
+
+        check, errors_on, errors_off = self.journal_checks(database, runs, c)
+        rps_on, rps_off = median("1", lambda r: r.result.rps), median("0", lambda r: r.result.rps)
+        per_round = (" ".join(f"{run.result.rps:.0f}" for run in runs["1"]) + " / "
+                     + " ".join(f"{run.result.rps:.0f}" for run in runs["0"]))
         return (f"| {database} | {rps_on:.0f} | {rps_off:.0f} | {rps_on / rps_off:.2f} | {per_round} | "
                 f"{median('1', lambda r: r.result.p99_ms):.2f} / {median('0', lambda r: r.result.p99_ms):.2f} | "
                 f"{median('1', lambda r: r.server_ms):.3f} / {median('0', lambda r: r.server_ms):.3f} | "
                 f"{median('1', lambda r: r.total_ms):.3f} / {median('0', lambda r: r.total_ms):.3f} | "
                 f"{errors_on} / {errors_off} | {check} |")
+
+    def journal_latency_row(self, database: str, runs: dict[str, list[JournalRun]]) -> str:
+        """A row of the -c1 table: medians of the per-round p50, p99 and req/s, on / off."""
+        def median(journal: str, value) -> float:
+            return self.run_median(runs, journal, value)
+
+        check, errors_on, errors_off = self.journal_checks(database, runs, 1)
+        p50_on, p50_off = median("1", lambda r: r.result.p50_ms), median("0", lambda r: r.result.p50_ms)
+        ratio = f"{p50_on / p50_off:.2f}" if p50_off > 0 else "n/a"
+        per_round = (" ".join(f"{run.result.p50_ms:.2f}" for run in runs["1"]) + " / "
+                     + " ".join(f"{run.result.p50_ms:.2f}" for run in runs["0"]))
+        return (f"| {database} | {p50_on:.2f} / {p50_off:.2f} | {ratio} | "
+                f"{median('1', lambda r: r.result.p99_ms):.2f} / {median('0', lambda r: r.result.p99_ms):.2f} | "
+                f"{median('1', lambda r: r.result.rps):.0f} / {median('0', lambda r: r.result.rps):.0f} | "
+                f"{per_round} | {errors_on} / {errors_off} | {check} |")
 
     # -- 2. several processes -------------------------------------------------------------------------
 
@@ -902,7 +955,8 @@ def main() -> int:
                              "database (default postgres://postgres@127.0.0.1:5432/test)")
     parser.add_argument("--only", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 3],
                         help="the parts to run, e.g. 1,3 (default 1,2,3)")
-    parser.add_argument("--journal-connections", type=int, default=32, help="wrk connections in part 1 (default 32)")
+    parser.add_argument("--journal-connections", type=int, default=32, help="wrk connections of part 1's saturated runs "
+                        "(default 32; its low-load runs use 1)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved on/off rounds per database in part 1 "
                                                                "(default 3)")
     parser.add_argument("--control-connections", type=int, default=16, help="wrk connections in part 3 (default 16)")
