@@ -11,5 +11,5 @@ def test_a_short_soak_run_loses_nothing_and_stays_flat():
                             text=True, timeout=180)
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["ok"], figures
-    assert figures["requests"] > 100 and figures["file_rewrites"] >= 3 and figures["admin_entries"] >= 5
+    assert figures["requests"] > 100 and figures["file_rewrites"] >= 3 and figures["admin_entries"] >= 3
     assert result.returncode == 0
