@@ -80,14 +80,24 @@ class APIHandler(ASGIHandler):
 
         sender = asyncio.create_task(send_later())
         listener = asyncio.create_task(self.listen_for_disconnect(receive))
-        await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (sender, listener):  # also when this coroutine is itself cancelled mid-wait, no task's
+            task.add_done_callback(_consume_outcome)  # exception goes unretrieved (asyncio would log it)
+        try:
+            await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sender, listener):
+                if not task.done():
+                    task.cancel()
         for task in (sender, listener):
-            if not task.done():
-                task.cancel()
             with contextlib.suppress(asyncio.CancelledError, RequestAborted, AssertionError):
                 await task
         if sender.done() and not sender.cancelled() and isinstance(sender.exception(), StreamAborted):
             raise StreamAborted  # the ASGI server drops the connection: the `disconnect` fault
+
+
+def _consume_outcome(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def abort_broken_responses_under_daphne() -> None:
