@@ -269,6 +269,8 @@ MOCKLLM_JOURNAL_MAX_DAYS = env_float("MOCKLLM_JOURNAL_MAX_DAYS", 7.0, minimum=0.
 MOCKLLM_JOURNAL_FLUSH_SECONDS = env_float("MOCKLLM_JOURNAL_FLUSH_SECONDS", 0.1, minimum=0.01)
 MOCKLLM_JOURNAL_BUFFER = env_int("MOCKLLM_JOURNAL_BUFFER", 50_000, minimum=100)
 MOCKLLM_JOURNAL_BODY_BYTES = env_int("MOCKLLM_JOURNAL_BODY_BYTES", 64 * 1024, minimum=0)
+# Test runs' canned responses (added with a test id) untouched this long are deleted; 0 keeps them.
+MOCKLLM_TEST_RUN_MAX_HOURS = env_float("MOCKLLM_TEST_RUN_MAX_HOURS", 24.0, minimum=0.0)
 # Redis, for Channels' layer: server processes tell each other at once when the canned sets change.
 MOCKLLM_REDIS_URL = env_str("MOCKLLM_REDIS_URL", "")
 if MOCKLLM_REDIS_URL:

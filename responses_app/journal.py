@@ -2,8 +2,9 @@
 
 A request only appends a dict to an in-memory queue (a few microseconds). Every
 MOCKLLM_JOURNAL_FLUSH_SECONDS a thread hands the queue, as one JSON line, to this process's journal
-writer: a child process (`manage.py journalwriter`) that redacts, inserts in batches and prunes the
-table to the newest MOCKLLM_JOURNAL_MAX_ROWS rows and MOCKLLM_JOURNAL_MAX_DAYS days once a minute.
+writer: a child process (`manage.py journalwriter`) that redacts, inserts in batches and, once a minute,
+prunes the table to the newest MOCKLLM_JOURNAL_MAX_ROWS rows and MOCKLLM_JOURNAL_MAX_DAYS days and
+expires test runs' canned responses (retention.py).
 
 Why a child process: a writer thread in the server shares the GIL with the event loop. Measured
 under load, its inserts cost 2-6 times their single-threaded CPU time and took a quarter of the
@@ -32,6 +33,7 @@ from django.http import HttpRequest, HttpResponseBase
 from django.utils import timezone
 
 from .redaction import redact_text, request_headers
+from .retention import expire_test_runs, prune
 
 logger = logging.getLogger("mockllm.journal")
 
@@ -41,21 +43,6 @@ PRUNE_EVERY_SECONDS = 60.0
 COLUMNS = ("created_at", "request_id", "test_id", "scenario", "api_key_name", "method", "path", "provider",
            "endpoint", "model", "stream", "status", "matched", "entry_id", "match_rule", "near_misses", "prompt",
            "stream_end", "duration_ms", "input_tokens", "output_tokens", "headers", "body")
-
-
-def prune(max_rows: int, max_days: float) -> int:
-    """Delete journal rows beyond the newest `max_rows` or older than `max_days` (0: no limit)."""
-    from .models import JournalEntry
-
-    deleted = 0
-    if max_days:
-        cutoff = timezone.now() - datetime.timedelta(days=max_days)
-        deleted += JournalEntry.objects.filter(created_at__lt=cutoff).delete()[0]
-    if max_rows:
-        boundary = JournalEntry.objects.order_by("-id").values_list("id", flat=True)[max_rows:max_rows + 1].first()
-        if boundary is not None:
-            deleted += JournalEntry.objects.filter(id__lte=boundary).delete()[0]
-    return deleted
 
 
 # ---- the serving process's side -----------------------------------------------------------------
@@ -247,5 +234,6 @@ def write_from(stream: Any) -> None:
             last_prune = time.monotonic()
             try:
                 prune(settings.MOCKLLM_JOURNAL_MAX_ROWS, settings.MOCKLLM_JOURNAL_MAX_DAYS)
+                expire_test_runs(settings.MOCKLLM_TEST_RUN_MAX_HOURS)
             except Exception:
-                logger.warning("could not prune the request journal", exc_info=True)
+                logger.warning("could not prune the request journal or expire old test runs", exc_info=True)

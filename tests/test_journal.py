@@ -115,3 +115,22 @@ def test_the_journal_can_be_turned_off(new_server):
     server = new_server(MOCKLLM_JOURNAL="0", MOCKLLM_CONTROL_TOKEN=CONTROL_TOKEN)
     assert chat(server, "what is 2+2?").status_code == 200
     assert control(server, "GET", "journal", params={"wait": 1}).json()["total"] == 0
+
+
+def test_old_test_runs_expire(tmp_path):
+    server = make_server(tmp_path, MOCKLLM_CONTROL_TOKEN=CONTROL_TOKEN)
+    for run in ("crashed-run", "live-run"):
+        server.manage("shell", "-c", (
+            "from responses_app.models import CannedResponse\n"
+            f"CannedResponse(prompt='hello', answer='for {run}', test_id={run!r}).save()\n"))
+    server.manage("shell", "-c", (
+        "import datetime\nfrom django.utils import timezone\nfrom responses_app.models import CannedResponse\n"
+        "CannedResponse.objects.filter(test_id='crashed-run').update("
+        "updated_at=timezone.now() - datetime.timedelta(hours=30))\n"))
+    output = server.manage("prunejournal").stdout
+    assert "Deleted 1 canned responses of test runs untouched for 24 hours (1 of 2 test runs left)" in output
+    left = server.manage("shell", "-c", "from responses_app.models import CannedResponse, SetVersion\n"
+                                        "print(sorted(CannedResponse.objects.exclude(test_id='')"
+                                        ".values_list('test_id', flat=True)), "
+                                        "SetVersion.objects.filter(test_id='crashed-run').count())").stdout
+    assert left.strip().splitlines()[-1] == "['live-run'] 0"

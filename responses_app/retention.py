@@ -1,0 +1,55 @@
+"""What the server keeps, and for how long: the request journal's bounds, and test runs' canned responses.
+
+Both run once a minute in every journal writer (journal.py) and on demand with `manage.py prunejournal`.
+"""
+from __future__ import annotations
+
+import datetime
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+logger = logging.getLogger("mockllm.retention")
+
+
+def prune(max_rows: int, max_days: float) -> int:
+    """Delete journal rows beyond the newest `max_rows` or older than `max_days` (0: no limit)."""
+    from .models import JournalEntry
+
+    deleted = 0
+    if max_days:
+        cutoff = timezone.now() - datetime.timedelta(days=max_days)
+        deleted += JournalEntry.objects.filter(created_at__lt=cutoff).delete()[0]
+    if max_rows:
+        boundary = JournalEntry.objects.order_by("-id").values_list("id", flat=True)[max_rows:max_rows + 1].first()
+        if boundary is not None:
+            deleted += JournalEntry.objects.filter(id__lte=boundary).delete()[0]
+    return deleted
+
+
+def expire_test_runs(max_hours: float) -> int:
+    """Delete the canned responses of test runs (X-Mock-Test-Id) untouched for `max_hours` (0: keep them):
+    a suite that crashed before cleaning up leaves no set behind in every server's memory."""
+    from .index import bump_version
+    from .models import CannedResponse, SetVersion
+
+    if not max_hours:
+        return 0
+    cutoff = timezone.now() - datetime.timedelta(hours=max_hours)
+    with transaction.atomic():
+        old = CannedResponse.objects.exclude(test_id="").filter(updated_at__lt=cutoff)
+        layers = set(old.values_list("scenario", "test_id"))
+        if not layers:
+            return 0
+        deleted = old.delete()[0]
+        remaining = set()
+        for scenario, test_id in layers:
+            if CannedResponse.objects.filter(scenario=scenario, test_id=test_id).exists():
+                remaining.add((scenario, test_id))
+            else:  # an emptied set goes altogether: processes drop sets that have no version row
+                SetVersion.objects.filter(scenario=scenario, test_id=test_id).delete()
+        bump_version(remaining)
+    logger.info("expired %d canned responses of %d old test runs", deleted, len(layers),
+                extra={"event": "test_runs_expired", "entries": deleted, "runs": len(layers)})
+    return deleted
