@@ -94,3 +94,20 @@ def test_a_change_in_one_process_is_served_by_the_other_at_once(two_processes):
     assert time.monotonic() - started < 2  # its polling interval is 30 s: Redis told it
     # Both uvicorn workers answer on one port, whichever takes the connection; each must know.
     assert {reply(chat(first, "what is the weather like?")) for _ in range(20)} == {"Sunny."}
+
+
+def test_rate_limits_are_shared_by_every_process(two_processes):
+    """A limit of 3 requests a minute means 3 across all processes, not 3 in each (the buckets are in Redis)."""
+    first, second = two_processes
+    first.responses_file.write_text('responses:\n  hello: "Hi."\nsettings:\n  rate_limits: {requests_per_minute: 3}\n')
+    first.manage("loadresponses", str(first.responses_file))
+    run = {"X-Mock-Test-Id": f"limits-{uuid.uuid4().hex[:6]}"}
+    deadline = time.monotonic() + 2
+    while "x-ratelimit-limit-requests" not in chat(second, "hello", headers={"X-Mock-Test-Id": "probe"}).headers:
+        assert time.monotonic() < deadline, "the processes did not hear of the new settings"
+        time.sleep(0.05)
+    statuses = [chat(server, "hello", headers=run).status_code for server in (first, second, first, second)]
+    assert statuses == [200, 200, 200, 429]
+    refused = chat(first, "hello", headers=run)
+    assert refused.status_code == 429 and float(refused.headers["retry-after-ms"]) > 0
+    assert refused.headers["x-ratelimit-remaining-requests"] == "0"
