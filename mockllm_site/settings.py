@@ -262,7 +262,7 @@ MOCKLLM_REQUIRE_API_KEY = env_bool("MOCKLLM_REQUIRE_API_KEY", False)
 MOCKLLM_CONTROL_TOKEN = env_str("MOCKLLM_CONTROL_TOKEN", "")
 if MOCKLLM_CONTROL_TOKEN and len(MOCKLLM_CONTROL_TOKEN) < 16:
     raise ImproperlyConfigured("MOCKLLM_CONTROL_TOKEN is too short: use 16 or more random characters")
-# The request journal: every /v1/ request, written in batches by a background thread.
+# The request journal: every /v1/ request, written in batches by a writer process beside each server.
 MOCKLLM_JOURNAL = env_bool("MOCKLLM_JOURNAL", True)
 MOCKLLM_JOURNAL_MAX_ROWS = env_int("MOCKLLM_JOURNAL_MAX_ROWS", 100_000, minimum=0)  # 0: no limit
 MOCKLLM_JOURNAL_MAX_DAYS = env_float("MOCKLLM_JOURNAL_MAX_DAYS", 7.0, minimum=0.0)  # 0: no limit
