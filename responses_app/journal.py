@@ -52,7 +52,6 @@ class JournalWriter:
 
     def __init__(self) -> None:
         self._queue: collections.deque[dict[str, Any]] = collections.deque()
-        self._wake = threading.Event()
         self._send_lock = threading.Lock()
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -77,8 +76,7 @@ class JournalWriter:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(settings.MOCKLLM_JOURNAL_FLUSH_SECONDS)
-            self._wake.clear()
+            time.sleep(settings.MOCKLLM_JOURNAL_FLUSH_SECONDS)
             try:
                 self.flush()
             except Exception:
@@ -131,9 +129,6 @@ class JournalWriter:
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 child.kill()
-
-    def pending(self) -> int:
-        return len(self._queue)
 
 
 journal = JournalWriter()

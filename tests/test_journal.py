@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 
 import httpx
 import pytest
@@ -144,3 +146,32 @@ def test_old_test_runs_expire(tmp_path):
                                         ".values_list('test_id', flat=True)), "
                                         "SetVersion.objects.filter(test_id='crashed-run').count())").stdout
     assert left.strip().splitlines()[-1] == "['live-run'] 0"
+
+
+def test_a_journal_writer_that_dies_is_replaced_and_nothing_queued_is_lost(srv):
+    chat(srv, "what is 2+2?", headers={"X-Mock-Test-Id": "before-crash"})
+    journal(srv, "before-crash", 1)
+    writers = [int(pid) for pid in os.listdir("/proc") if pid.isdigit() and _parent_of(int(pid)) == srv.process.pid
+               and b"journalwriter" in _cmdline(int(pid))]
+    assert len(writers) == 1
+    os.kill(writers[0], signal.SIGKILL)
+    for _ in range(5):
+        assert chat(srv, "what is 2+2?", headers={"X-Mock-Test-Id": "after-crash"}).status_code == 200
+    journal(srv, "after-crash", 5)
+    assert "starting another" in srv.log()
+
+
+def _parent_of(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return int(stat.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return cmdline.read()
+    except OSError:
+        return b""
