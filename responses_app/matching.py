@@ -15,6 +15,7 @@ import json
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import re2
@@ -155,15 +156,16 @@ class Entry:
         return False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)  # no slots: output_tokens is computed once, then kept in the instance's __dict__
 class Match:
     entry: Entry | None  # None when no entry matched
     reply: Reply
     rule: str  # the entry's match kind, or default / forced_tool / json_schema
     near_misses: tuple[str, ...] = ()
 
-    @property
+    @cached_property
     def output_tokens(self) -> int:
+        """Counted once per request, though the journal, rate limits, pacing and the usage block all ask."""
         return reply_tokens(self.reply)
 
 
