@@ -14,7 +14,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.http import urlencode
 
-from .index import bump_version, response_index
+from .index import bump_version, delete_entries, response_index
 from .models import ApiKey, CannedResponse, JournalEntry, ResponseSet, Source
 from .providers import anthropic, openai, responses
 from .providers.common import APIError
@@ -158,9 +158,7 @@ class CannedResponseAdmin(admin.ModelAdmin):
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         with transaction.atomic():
-            layers = set(queryset.values_list("scenario", "test_id"))
-            super().delete_queryset(request, queryset)
-            bump_version(layers)
+            delete_entries(queryset)
 
 
 @admin.register(ResponseSet)

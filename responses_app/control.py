@@ -20,9 +20,9 @@ from rest_framework.views import APIView
 from .clients import SCENARIO_HEADER, TEST_ID_HEADER
 from .entries import EntryError, entry_from_row, mapping, parse_entry
 from .errors import error_response
-from .index import bump_version
+from .index import delete_entries
 from .journal import journal
-from .models import CannedResponse, JournalEntry, SetVersion, Source
+from .models import CannedResponse, JournalEntry, Source
 from .providers.common import APIError, dumps, read_json_body
 
 MAX_LIMIT = 1000
@@ -227,13 +227,8 @@ class ResponsesView(ControlView):
         if not test_id and not scenario:
             raise APIError(400, "Say whose entries to delete: ?test_id=... (or X-Mock-Test-Id) or ?scenario=...; "
                                 "single entries are deleted at /control/responses/{id}.", param="test_id")
-        with transaction.atomic():
-            rows = _set_filter(request)
-            layers = set(rows.values_list("scenario", "test_id"))
-            deleted = rows.delete()[0]
-            if test_id:  # a finished test run leaves no set behind
-                SetVersion.objects.filter(test_id=test_id, **({"scenario": scenario} if scenario else {})).delete()
-            bump_version(layers if not test_id else ())
+        with transaction.atomic():  # a finished test run leaves no set behind
+            deleted = delete_entries(_set_filter(request))[0]
         return json_response({"deleted": deleted})
 
 

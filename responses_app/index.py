@@ -267,6 +267,25 @@ def bump_version(layers: Iterable[Layer] | None = None) -> None:
     transaction.on_commit(_changed)
 
 
+def delete_entries(rows: Any) -> tuple[int, dict[str, int]]:
+    """Delete a queryset of canned responses and record it: call inside a transaction. A test run's or
+    scenario's set left empty goes altogether (processes drop sets without a version row), so a finished
+    run leaves nothing behind; the other sets touched get a new version. Returns what delete() returns."""
+    from .models import CannedResponse, SetVersion
+
+    layers = set(rows.values_list("scenario", "test_id"))
+    result = rows.delete()
+    changed = set()
+    for layer in layers:
+        scenario, test_id = layer
+        if layer == ("", "") or CannedResponse.objects.filter(scenario=scenario, test_id=test_id).exists():
+            changed.add(layer)
+        else:
+            SetVersion.objects.filter(scenario=scenario, test_id=test_id).delete()
+    bump_version(changed)
+    return result
+
+
 def _changed() -> None:
     response_index.mark_stale()
     change_bus.publish()

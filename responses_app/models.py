@@ -108,12 +108,10 @@ class CannedResponse(models.Model):
             bump_version(layers)
 
     def delete(self, *args, **kwargs):
-        from .index import bump_version
+        from .index import delete_entries
 
         with transaction.atomic():
-            result = super().delete(*args, **kwargs)
-            bump_version({self.layer})
-        return result
+            return delete_entries(CannedResponse.objects.filter(pk=self.pk))
 
     @property
     def conflicts_with_file(self) -> bool:

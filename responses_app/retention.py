@@ -31,25 +31,18 @@ def prune(max_rows: int, max_days: float) -> int:
 def expire_test_runs(max_hours: float) -> int:
     """Delete the canned responses of test runs (X-Mock-Test-Id) untouched for `max_hours` (0: keep them):
     a suite that crashed before cleaning up leaves no set behind in every server's memory."""
-    from .index import bump_version
-    from .models import CannedResponse, SetVersion
+    from .index import delete_entries
+    from .models import CannedResponse
 
     if not max_hours:
         return 0
     cutoff = timezone.now() - datetime.timedelta(hours=max_hours)
     with transaction.atomic():
         old = CannedResponse.objects.exclude(test_id="").filter(updated_at__lt=cutoff)
-        layers = set(old.values_list("scenario", "test_id"))
-        if not layers:
+        runs = len(set(old.values_list("test_id", flat=True)))
+        if not runs:
             return 0
-        deleted = old.delete()[0]
-        remaining = set()
-        for scenario, test_id in layers:
-            if CannedResponse.objects.filter(scenario=scenario, test_id=test_id).exists():
-                remaining.add((scenario, test_id))
-            else:  # an emptied set goes altogether: processes drop sets that have no version row
-                SetVersion.objects.filter(scenario=scenario, test_id=test_id).delete()
-        bump_version(remaining)
-    logger.info("expired %d canned responses of %d old test runs", deleted, len(layers),
-                extra={"event": "test_runs_expired", "entries": deleted, "runs": len(layers)})
+        deleted = delete_entries(old)[0]
+    logger.info("expired %d canned responses of %d old test runs", deleted, runs,
+                extra={"event": "test_runs_expired", "entries": deleted, "runs": runs})
     return deleted
