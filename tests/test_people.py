@@ -124,3 +124,18 @@ def test_a_viewer_cannot_turn_journal_entries_into_responses(client):
     client.post("/admin/responses_app/journalentry/", {"action": "create_canned_response", "_selected_action": [row.pk]})
     assert not CannedResponse.objects.exists()
     assert "create_canned_response" not in client.get("/admin/responses_app/journalentry/").content.decode()
+
+
+def test_deleting_api_keys_in_bulk_is_served_at_once(admin_client):
+    from responses_app.models import ResponseSet
+
+    for name in ("one", "two"):
+        key = ApiKey(name=name)
+        key.set_key(f"mk-{name}-0123456789abcdef")
+        key.save()
+    before = ResponseSet.get().version
+    response = admin_client.post("/admin/responses_app/apikey/", {
+        "action": "delete_selected", "_selected_action": list(ApiKey.objects.values_list("pk", flat=True)),
+        "post": "yes"})
+    assert response.status_code == 302 and not ApiKey.objects.exists()
+    assert ResponseSet.get().version > before  # every process rebuilds its index without the keys
