@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from .conftest import REQUIRE_SERVICES, chat
+from .conftest import chat, leave_out_or_fail
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
@@ -15,10 +15,7 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 @pytest.fixture
 def browser():
     if not (CHROMIUM and CHROMEDRIVER):
-        message = "chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
-        if REQUIRE_SERVICES:
-            pytest.fail(message)
-        pytest.skip(message)
+        leave_out_or_fail("chromium and chromedriver are not installed (apt-get install chromium chromium-driver)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
