@@ -106,3 +106,25 @@ def test_unknown_urls_get_json_and_the_openapi_description_lists_every_endpoint(
     assert set(spec["paths"]) == {"/control/journal", "/control/responses", "/control/responses/{id}"}
     assert set(spec["paths"]["/control/journal"]) == {"get", "delete"}
     assert set(spec["paths"]["/control/responses"]) == {"get", "post", "delete"}
+
+
+def test_the_readme_test_run_example_works_as_written(srv):
+    import json
+    import os
+    import re
+    import subprocess
+
+    from .conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"export TOKEN=[^\n]*\n(.*?)```", readme, re.S).group(1)
+    commands = [line for line in re.split(r"(?<!\\)\n", block.replace("localhost:8000", f"127.0.0.1:{srv.port}"))
+                if line.strip()]
+    assert len(commands) == 4
+    outputs = [json.loads(subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=True,
+                                         env={**os.environ, "TOKEN": CONTROL_TOKEN}).stdout) for command in commands]
+    added, answer, journal, deleted = outputs
+    assert added["test_id"] == "run-42" and added["answer"] == "For how many people?"
+    assert answer["choices"][0]["message"]["content"] == "For how many people?"
+    assert journal["total"] == 1 and journal["data"][0]["test_id"] == "run-42"
+    assert deleted == {"deleted": 1}
