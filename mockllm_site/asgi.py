@@ -15,7 +15,7 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 import logging  # noqa: E402
 
-from responses_app.handlers import (  # noqa: E402
+from responses_app.api.handler import (  # noqa: E402
     APIHandler, QuietStreamAborted, abort_broken_responses_under_daphne, route_http,
 )
 
@@ -37,6 +37,6 @@ def _hot_reload_wanted() -> bool:
 
 
 if _hot_reload_wanted():
-    from responses_app.watcher import start_watcher
+    from responses_app.canned.watcher import start_watcher
 
     start_watcher()

@@ -159,7 +159,7 @@ INSTALLED_APPS = [
 
 # The full stack, for the admin and everything outside /v1/.
 MIDDLEWARE = [
-    "responses_app.middleware.AccessLogMiddleware",
+    "responses_app.api.middleware.AccessLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -172,8 +172,8 @@ MIDDLEWARE = [
 # /v1/ is served by its own handler with only async-native middleware: every sync-only middleware
 # costs a thread hop per request under ASGI, and the API needs no sessions, CSRF or messages.
 MOCKLLM_API_MIDDLEWARE = [
-    "responses_app.middleware.AccessLogMiddleware",
-    "responses_app.middleware.ProviderErrorMiddleware",
+    "responses_app.api.middleware.AccessLogMiddleware",
+    "responses_app.api.middleware.ProviderErrorMiddleware",
 ]
 
 ROOT_URLCONF = "mockllm_site.urls"
@@ -225,7 +225,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_THROTTLE_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
-    "EXCEPTION_HANDLER": "responses_app.errors.provider_exception_handler",
+    "EXCEPTION_HANDLER": "responses_app.api.errors.provider_exception_handler",
 }
 
 # One file, or several separated by ":" (os.pathsep, as in PATH); the first is the main one.
@@ -286,12 +286,12 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "json": {
-            "()": "responses_app.redaction.JsonFormatter",
+            "()": "responses_app.team.redaction.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         },
     },
-    "filters": {"redact": {"()": "responses_app.redaction.RedactSecrets"}},
+    "filters": {"redact": {"()": "responses_app.team.redaction.RedactSecrets"}},
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "json", "filters": ["redact"]},
     },

@@ -14,10 +14,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.http import urlencode
 
-from .index import bump_version, delete_entries, response_index
-from .models import ApiKey, CannedResponse, JournalEntry, ResponseSet, Source
-from .providers import anthropic, openai, responses
-from .providers.common import APIError
+from responses_app.canned.index import bump_version, delete_entries, response_index
+from responses_app.models import ApiKey, CannedResponse, JournalEntry, ResponseSet, Source
+from responses_app.providers import anthropic_messages as anthropic
+from responses_app.providers import openai_chat as openai
+from responses_app.providers import openai_responses as responses
+from responses_app.providers.common import APIError
 
 TRY_PROVIDERS = {
     "openai": ("OpenAI chat completions (/v1/chat/completions)", openai),

@@ -7,4 +7,4 @@ class ResponsesAppConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (registers the receivers)
+        from responses_app import signals  # noqa: F401  (registers the receivers)

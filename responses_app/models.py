@@ -7,7 +7,7 @@ import secrets
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
-from .entries import EntryError, entry_digest, validate_row
+from responses_app.canned.entries import EntryError, entry_digest, validate_row
 
 # Admin rows come after every file entry of the same priority.
 ADMIN_POSITION = 1_000_000_000
@@ -97,7 +97,7 @@ class CannedResponse(models.Model):
         return (self.scenario, self.test_id)
 
     def save(self, *args, **kwargs) -> None:
-        from .index import bump_version
+        from responses_app.canned.index import bump_version
 
         self.key_digest = entry_digest(self.prompt, self.options)
         with transaction.atomic():
@@ -108,7 +108,7 @@ class CannedResponse(models.Model):
             bump_version(layers)
 
     def delete(self, *args, **kwargs):
-        from .index import delete_entries
+        from responses_app.canned.index import delete_entries
 
         with transaction.atomic():
             return delete_entries(CannedResponse.objects.filter(pk=self.pk))
@@ -207,14 +207,14 @@ class ApiKey(models.Model):
         self.key_prefix = key[:10]
 
     def save(self, *args, **kwargs) -> None:
-        from .index import bump_version
+        from responses_app.canned.index import bump_version
 
         with transaction.atomic():
             super().save(*args, **kwargs)
             bump_version(())
 
     def delete(self, *args, **kwargs):
-        from .index import bump_version
+        from responses_app.canned.index import bump_version
 
         with transaction.atomic():
             result = super().delete(*args, **kwargs)

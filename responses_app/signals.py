@@ -6,9 +6,9 @@ from typing import Any
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
-from .index import bump_version
-from .entries import entry_digest
-from .models import CannedResponse
+from responses_app.canned.index import bump_version
+from responses_app.canned.entries import entry_digest
+from responses_app.models import CannedResponse
 
 
 @receiver(pre_save, sender=CannedResponse)

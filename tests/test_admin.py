@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from django.contrib.auth.models import User
 
-from responses_app.loading import load_responses_file
+from responses_app.canned.loading import load_responses_file
 from responses_app.models import CannedResponse, ResponseSet, Source
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the index is refreshed on commit, as in production

@@ -129,7 +129,7 @@ def test_a_body_over_the_limit_is_413_in_each_shape(new_server):
 
 
 def test_an_unexpected_error_is_a_logged_500_in_the_provider_shape(client, monkeypatch, caplog, db):
-    from responses_app import views
+    from responses_app.api import views
 
     def broken(*args, **kwargs):
         raise RuntimeError("index exploded")

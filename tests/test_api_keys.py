@@ -89,8 +89,8 @@ def test_keys_are_not_required_by_default(server):
 
 
 def test_each_test_run_has_its_own_rate_limit_budget(rf):
-    from responses_app.clients import Client
-    from responses_app.errors import client_key
+    from responses_app.api.clients import Client
+    from responses_app.api.errors import client_key
 
     first, second, plain = (rf.post("/v1/chat/completions", HTTP_AUTHORIZATION="Bearer sk-shared") for _ in range(3))
     first.client, second.client, plain.client = Client(test_id="run-1"), Client(test_id="run-2"), Client()

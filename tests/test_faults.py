@@ -4,9 +4,9 @@ import types
 
 import pytest
 
-from responses_app import sse
-from responses_app.entries import EntryError
-from responses_app.faults import (
+from responses_app.api import sse
+from responses_app.canned.entries import EntryError
+from responses_app.api.faults import (
     RateLimiter, header_params, parse_error, parse_stream_error, parse_timing, plan_for, random_failures,
     seconds_text, split_text, stream_seconds,
 )

@@ -11,7 +11,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from responses_app.openapi import build_spec
+from responses_app.api.openapi import build_spec
 
 EXAMPLES = int(os.environ.get("MOCKLLM_FUZZ_EXAMPLES", "60"))
 schema = schemathesis.openapi.from_dict(build_spec(mock_headers=False))

@@ -1,8 +1,8 @@
 """Choosing the reply: each matching rule, restrictions, priority, turns, defaults and near misses."""
 import json
 
-from responses_app.conversation import ChatRequest, Tool
-from responses_app.matching import Entry, ResponseIndex, find_shadowed
+from responses_app.canned.conversation import ChatRequest, Tool
+from responses_app.canned.matching import Entry, ResponseIndex, find_shadowed
 
 
 def build(*rows, unknown: str = "no idea") -> ResponseIndex:

@@ -8,11 +8,15 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from responses_app.conversation import ChatRequest
-from responses_app.faults import split_text
-from responses_app.loading import ResponsesFileError, parse_responses
-from responses_app.matching import ResponseIndex
-from responses_app.providers import anthropic, completions, embeddings, openai, responses
+from responses_app.canned.conversation import ChatRequest
+from responses_app.api.faults import split_text
+from responses_app.canned.loading import ResponsesFileError, parse_responses
+from responses_app.canned.matching import ResponseIndex
+from responses_app.providers import anthropic_messages as anthropic
+from responses_app.providers import openai_completions as completions
+from responses_app.providers import openai_embeddings as embeddings
+from responses_app.providers import openai_chat as openai
+from responses_app.providers import openai_responses as responses
 from responses_app.providers.common import APIError
 
 FAST = settings(max_examples=int(os.environ.get("MOCKLLM_FUZZ_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.too_slow])

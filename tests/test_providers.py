@@ -3,8 +3,9 @@ import json
 
 import pytest
 
-from responses_app.matching import ResponseIndex
-from responses_app.providers import anthropic, openai
+from responses_app.canned.matching import ResponseIndex
+from responses_app.providers import anthropic_messages as anthropic
+from responses_app.providers import openai_chat as openai
 from responses_app.providers.common import APIError, ResponseIds
 
 IDS = ResponseIds("chatcmpl-fixed", 1700000000)

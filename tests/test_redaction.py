@@ -2,7 +2,7 @@
 import io
 import logging
 
-from responses_app.redaction import JsonFormatter, RedactSecrets, redact_header, redact_text, request_headers
+from responses_app.team.redaction import JsonFormatter, RedactSecrets, redact_header, redact_text, request_headers
 
 
 def test_keys_and_bearer_credentials_are_redacted_in_text():

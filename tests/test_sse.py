@@ -4,7 +4,7 @@ import json
 import socket
 import time
 
-from responses_app.sse import BATCH_BYTES, deliver
+from responses_app.api.sse import BATCH_BYTES, deliver
 
 
 def collect(events, log_fields):

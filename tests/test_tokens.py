@@ -1,4 +1,4 @@
-from responses_app.tokens import count_all, count_tokens
+from responses_app.canned.tokens import count_all, count_tokens
 
 
 def test_words_count_one_token_per_started_four_characters():

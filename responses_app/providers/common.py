@@ -11,7 +11,7 @@ from django.conf import settings
 from rest_framework.exceptions import APIException
 from rest_framework.negotiation import BaseContentNegotiation
 
-from ..conversation import Tool
+from responses_app.canned.conversation import Tool
 
 
 class APIError(APIException):

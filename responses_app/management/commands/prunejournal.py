@@ -6,7 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from responses_app.models import CannedResponse, JournalEntry
-from responses_app.retention import expire_test_runs, prune
+from responses_app.team.retention import expire_test_runs, prune
 
 
 class Command(BaseCommand):

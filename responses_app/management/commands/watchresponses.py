@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from responses_app.watcher import ResponsesWatcher
+from responses_app.canned.watcher import ResponsesWatcher
 
 
 class Command(BaseCommand):

@@ -4,12 +4,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ..conversation import ChatRequest
-from ..faults import split_text
-from ..matching import Match
-from ..tokens import count_tokens
-from .common import ResponseIds, dumps, invalid, new_ids, optional_bool, optional_int, require_str
-from .openai import SYSTEM_FINGERPRINT, effective_ids, error_body, stream_error_event
+from responses_app.canned.conversation import ChatRequest
+from responses_app.api.faults import split_text
+from responses_app.canned.matching import Match
+from responses_app.canned.tokens import count_tokens
+from responses_app.providers.common import ResponseIds, dumps, invalid, new_ids, optional_bool, optional_int, require_str
+from responses_app.providers.openai_chat import SYSTEM_FINGERPRINT, effective_ids, error_body, stream_error_event
 
 NAME = "openai"
 __all__ = ["error_body", "iter_stream", "parse_request", "render_json", "stream_error_event"]

@@ -5,9 +5,9 @@ import dataclasses
 
 from django.http import HttpRequest
 
-from .index import IndexSet
-from .models import hash_api_key
-from .providers.common import APIError
+from responses_app.canned.index import IndexSet
+from responses_app.models import hash_api_key
+from responses_app.providers.common import APIError
 
 TEST_ID_HEADER = "HTTP_X_MOCK_TEST_ID"
 SCENARIO_HEADER = "HTTP_X_MOCK_SCENARIO"

@@ -32,8 +32,8 @@ from django.db import connections, transaction
 from django.http import HttpRequest, HttpResponseBase
 from django.utils import timezone
 
-from .redaction import redact_text, request_headers
-from .retention import expire_test_runs, prune
+from responses_app.team.redaction import redact_text, request_headers
+from responses_app.team.retention import expire_test_runs, prune
 
 logger = logging.getLogger("mockllm.journal")
 
@@ -187,7 +187,7 @@ def _values(row: dict[str, Any], adapt_datetime: Any) -> tuple:
 def insert(batch: list[dict[str, Any]]) -> None:
     """One transaction of COPY (PostgreSQL) or multi-row INSERTs (SQLite): Django's bulk_create costs
     ~110 us a row in model and field handling."""
-    from .models import JournalEntry
+    from responses_app.models import JournalEntry
 
     connection = connections[JournalEntry.objects.db]
     quote = connection.ops.quote_name

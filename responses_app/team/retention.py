@@ -15,7 +15,7 @@ logger = logging.getLogger("mockllm.retention")
 
 def prune(max_rows: int, max_days: float) -> int:
     """Delete journal rows beyond the newest `max_rows` or older than `max_days` (0: no limit)."""
-    from .models import JournalEntry
+    from responses_app.models import JournalEntry
 
     deleted = 0
     if max_days:
@@ -31,8 +31,8 @@ def prune(max_rows: int, max_days: float) -> int:
 def expire_test_runs(max_hours: float) -> int:
     """Delete the canned responses of test runs (X-Mock-Test-Id) untouched for `max_hours` (0: keep them):
     a suite that crashed before cleaning up leaves no set behind in every server's memory."""
-    from .index import delete_entries
-    from .models import CannedResponse
+    from responses_app.canned.index import delete_entries
+    from responses_app.models import CannedResponse
 
     if not max_hours:
         return 0

@@ -8,15 +8,20 @@ from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from .clients import ANONYMOUS
-from .conversation import ChatRequest
-from .entries import EntryError
-from .errors import add_rate_limit_headers, client_key, mock_error_response, mock_headers
-from .faults import TIMING_RATES, plan_for, rate_limiter, split_text, stream_seconds
-from .index import response_index
-from .providers import anthropic, completions, embeddings, models, openai, responses
-from .providers.common import APIError, read_json_body
-from .sse import deliver
+from responses_app.api.clients import ANONYMOUS
+from responses_app.canned.conversation import ChatRequest
+from responses_app.canned.entries import EntryError
+from responses_app.api.errors import add_rate_limit_headers, client_key, mock_error_response, mock_headers
+from responses_app.api.faults import TIMING_RATES, plan_for, rate_limiter, split_text, stream_seconds
+from responses_app.canned.index import response_index
+from responses_app.providers import anthropic_messages as anthropic
+from responses_app.providers import openai_completions as completions
+from responses_app.providers import openai_embeddings as embeddings
+from responses_app.providers import model_list as models
+from responses_app.providers import openai_chat as openai
+from responses_app.providers import openai_responses as responses
+from responses_app.providers.common import APIError, read_json_body
+from responses_app.api.sse import deliver
 
 
 def _header_safe(text: str) -> str:

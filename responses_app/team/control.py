@@ -17,13 +17,13 @@ from django.utils.dateparse import parse_datetime
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from .clients import SCENARIO_HEADER, TEST_ID_HEADER
-from .entries import EntryError, entry_from_row, mapping, parse_entry
-from .errors import error_response
-from .index import delete_entries
-from .journal import journal
-from .models import CannedResponse, JournalEntry, Source
-from .providers.common import APIError, dumps, read_json_body
+from responses_app.api.clients import SCENARIO_HEADER, TEST_ID_HEADER
+from responses_app.canned.entries import EntryError, entry_from_row, mapping, parse_entry
+from responses_app.api.errors import error_response
+from responses_app.canned.index import delete_entries
+from responses_app.team.journal import journal
+from responses_app.models import CannedResponse, JournalEntry, Source
+from responses_app.providers.common import APIError, dumps, read_json_body
 
 MAX_LIMIT = 1000
 MAX_WAIT_SECONDS = 30.0

@@ -16,10 +16,10 @@ import yaml
 from django.db import connections, transaction
 from django.utils import timezone
 
-from .entries import EntryError, Scalar, entry_digest, parse_entry
-from .index import bump_version
-from .matching import Entry, find_shadowed
-from .models import CannedResponse, ResponseSet, Source
+from responses_app.canned.entries import EntryError, Scalar, entry_digest, parse_entry
+from responses_app.canned.index import bump_version
+from responses_app.canned.matching import Entry, find_shadowed
+from responses_app.models import CannedResponse, ResponseSet, Source
 
 logger = logging.getLogger("mockllm.loading")
 
@@ -307,7 +307,7 @@ def _parse_settings(node: yaml.Node | None, problems: list[Problem]) -> dict[str
     if not isinstance(node, yaml.MappingNode):
         problems.append(_problem(node, "`settings` must be a mapping"))
         return None
-    from .faults import parse_failures, parse_model_rules, parse_rate_limits, parse_timing
+    from responses_app.api.faults import parse_failures, parse_model_rules, parse_rate_limits, parse_timing
 
     nested = {"timing": parse_timing, "failures": parse_failures, "rate_limits": parse_rate_limits,
               "models": parse_model_rules}

@@ -11,9 +11,10 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig, Suspicio
 from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions as drf
 
-from .faults import Budget, rate_limiter, seconds_text
-from .providers import anthropic, openai
-from .providers.common import APIError, dumps
+from responses_app.api.faults import Budget, rate_limiter, seconds_text
+from responses_app.providers import anthropic_messages as anthropic
+from responses_app.providers import openai_chat as openai
+from responses_app.providers.common import APIError, dumps
 
 logger = logging.getLogger("mockllm.errors")
 
@@ -91,7 +92,7 @@ MOCK_MESSAGES = {
 def client_key(request: HttpRequest) -> str:
     """Who a request is from, for rate limits: its API key (hashed, never kept), else its address;
     and its test run, so that two runs sharing a key or a machine do not share a budget."""
-    from .clients import presented_key
+    from responses_app.api.clients import presented_key
 
     key = presented_key(request)
     who = "key:" + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:16] if key else \

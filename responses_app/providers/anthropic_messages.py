@@ -8,11 +8,11 @@ import secrets
 from collections.abc import Iterator
 from typing import Any
 
-from ..conversation import ChatRequest, Reply, Tool
-from ..faults import split_text
-from ..matching import Match
-from ..tokens import count_all, tool_texts
-from .common import (
+from responses_app.canned.conversation import ChatRequest, Reply, Tool
+from responses_app.api.faults import split_text
+from responses_app.canned.matching import Match
+from responses_app.canned.tokens import count_all, tool_texts
+from responses_app.providers.common import (
     ResponseIds, dumps, invalid, json_type, new_ids, optional_bool, optional_int, parse_tools, require_list,
     require_str,
 )

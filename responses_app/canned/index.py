@@ -29,8 +29,8 @@ from typing import Any
 
 from django.db import close_old_connections, transaction
 
-from .conversation import ChatRequest
-from .matching import Match, ResponseIndex
+from responses_app.canned.conversation import ChatRequest
+from responses_app.canned.matching import Match, ResponseIndex
 
 logger = logging.getLogger("mockllm.index")
 
@@ -44,7 +44,7 @@ def _on_event_loop() -> bool:
 
 
 def _read_version() -> int:
-    from .models import ResponseSet
+    from responses_app.models import ResponseSet
 
     version = ResponseSet.objects.filter(pk=ResponseSet.SINGLETON_ID).values_list("version", flat=True).first()
     return version if version is not None else ResponseSet.get().version
@@ -120,7 +120,7 @@ EMPTY = ResponseIndex.build((), version=0, unknown_response="", settings={})
 
 
 def _build_layer(layer: Layer, version: int) -> ResponseIndex:
-    from .models import CannedResponse
+    from responses_app.models import CannedResponse
 
     rows = CannedResponse.objects.filter(scenario=layer[0], test_id=layer[1]).values_list(
         "id", "prompt", "answer", "options", "position")
@@ -130,7 +130,7 @@ def _build_layer(layer: Layer, version: int) -> ResponseIndex:
 def build_index(previous: IndexSet | None = None, *, attempts: int = 5) -> IndexSet:
     """Read the canned sets from the database as one consistent IndexSet, reusing the sets of
     `previous` whose version has not moved."""
-    from .models import ApiKey, ResponseSet, SetVersion
+    from responses_app.models import ApiKey, ResponseSet, SetVersion
 
     layers = dict(previous.layers) if previous is not None else {}
     rebuilt = False
@@ -253,7 +253,7 @@ def bump_version(layers: Iterable[Layer] | None = None) -> None:
     """
     from django.db.models import F
 
-    from .models import ResponseSet, SetVersion
+    from responses_app.models import ResponseSet, SetVersion
 
     ResponseSet.get()
     ResponseSet.objects.filter(pk=ResponseSet.SINGLETON_ID).update(version=F("version") + 1)
@@ -271,7 +271,7 @@ def delete_entries(rows: Any) -> tuple[int, dict[str, int]]:
     """Delete a queryset of canned responses and record it: call inside a transaction. A test run's or
     scenario's set left empty goes altogether (processes drop sets without a version row), so a finished
     run leaves nothing behind; the other sets touched get a new version. Returns what delete() returns."""
-    from .models import CannedResponse, SetVersion
+    from responses_app.models import CannedResponse, SetVersion
 
     layers = set(rows.values_list("scenario", "test_id"))
     result = rows.delete()

@@ -10,7 +10,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from .providers.common import dumps
+from responses_app.providers.common import dumps
 
 OPENAI_ERROR = {
     "type": "object", "required": ["error"],

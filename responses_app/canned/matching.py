@@ -20,9 +20,9 @@ from typing import Any
 
 import re2
 
-from .conversation import ChatRequest, Reply, ToolCall
-from .schemas import minimal_instance
-from .tokens import count_tokens
+from responses_app.canned.conversation import ChatRequest, Reply, ToolCall
+from responses_app.canned.schema_instances import minimal_instance
+from responses_app.canned.tokens import count_tokens
 
 NEAR_MISS_SAMPLE = 300  # how many exact prompts the "similar text" hint compares an unmatched prompt with
 

@@ -1,7 +1,7 @@
 from django.urls import re_path
 
-from . import views
-from .errors import unknown_route
+from responses_app.api import views
+from responses_app.api.errors import unknown_route
 
 # Each route takes an optional trailing slash; anything else under /v1/ is a provider-shaped 404.
 urlpatterns = [

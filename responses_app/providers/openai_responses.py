@@ -7,12 +7,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from ..conversation import ChatRequest
-from ..faults import split_text
-from ..matching import Match
-from ..tokens import count_all, tool_texts
-from .common import ResponseIds, dumps, invalid, json_type, new_ids, optional_bool, optional_int, require_str
-from .openai import ARGUMENT_PIECE, content_texts, effective_ids, error_body, forced_tool, parse_tools
+from responses_app.canned.conversation import ChatRequest
+from responses_app.api.faults import split_text
+from responses_app.canned.matching import Match
+from responses_app.canned.tokens import count_all, tool_texts
+from responses_app.providers.common import ResponseIds, dumps, invalid, json_type, new_ids, optional_bool, optional_int, require_str
+from responses_app.providers.openai_chat import ARGUMENT_PIECE, content_texts, effective_ids, error_body, forced_tool, parse_tools
 
 NAME = "openai"
 __all__ = ["error_body", "iter_stream", "parse_request", "render_json", "stream_error_event"]

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .entries import EntryError, line_of, mapping, plain, text, unknown_keys
+from responses_app.canned.entries import EntryError, line_of, mapping, plain, text, unknown_keys
 
 TIMING_RATES = ("chunks_per_second", "characters_per_second", "tokens_per_second")
 TIMING_KEYS = ("ttft_ms", *TIMING_RATES, "chunk", "jitter", "seed")

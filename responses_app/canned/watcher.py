@@ -24,7 +24,7 @@ from django.db import close_old_connections, connections
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from .loading import ResponsesFileError, count_removals, read_responses_file, record_load_error, write_responses
+from responses_app.canned.loading import ResponsesFileError, count_removals, read_responses_file, record_load_error, write_responses
 
 logger = logging.getLogger("mockllm.watcher")
 

@@ -15,8 +15,8 @@ from django.http import HttpResponseBase
 from django.test.utils import override_settings
 from django.urls import set_script_prefix
 
-from .index import response_index
-from .sse import StreamAborted
+from responses_app.canned.index import response_index
+from responses_app.api.sse import StreamAborted
 
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[Any]]
 

@@ -11,13 +11,13 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils import timezone
 
-from .entries import EntryError
-from .errors import client_key, error_response, mock_error_response, mock_headers
-from .faults import error_from_headers, rate_limiter
-from .clients import ANONYMOUS, identify
-from .index import response_index
-from .journal import record_request
-from .providers.common import APIError, new_request_id
+from responses_app.canned.entries import EntryError
+from responses_app.api.errors import client_key, error_response, mock_error_response, mock_headers
+from responses_app.api.faults import error_from_headers, rate_limiter
+from responses_app.api.clients import ANONYMOUS, identify
+from responses_app.canned.index import response_index
+from responses_app.team.journal import record_request
+from responses_app.providers.common import APIError, new_request_id
 
 access_logger = logging.getLogger("mockllm.access")
 fault_logger = logging.getLogger("mockllm.faults")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from .common import APIError, dumps
+from responses_app.providers.common import APIError, dumps
 
 OPENAI_CREATED = 1_700_000_000
 ANTHROPIC_CREATED_AT = "2025-01-01T00:00:00Z"

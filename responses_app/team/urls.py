@@ -1,7 +1,7 @@
 from django.urls import path, re_path
 
-from . import control
-from .openapi import control_openapi_view
+from responses_app.team import control
+from responses_app.api.openapi import control_openapi_view
 
 # /control/...: the control API for test suites (control.py). Anything else here is a JSON 404.
 urlpatterns = [

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from ..tokens import count_tokens
-from .common import dumps, invalid, json_type, optional_int, require_str
-from .openai import error_body
+from responses_app.canned.tokens import count_tokens
+from responses_app.providers.common import dumps, invalid, json_type, optional_int, require_str
+from responses_app.providers.openai_chat import error_body
 
 NAME = "openai"
 POSITIONS_PER_WORD = 8

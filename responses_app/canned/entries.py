@@ -244,7 +244,7 @@ def parse_entry(entry: dict) -> tuple[str, str, dict[str, Any]]:
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in vector):
             raise EntryError("embedding", "`embedding` must be a non-empty list of numbers", line_of(entry["embedding"]))
         options["embedding"] = [float(x) for x in vector]
-    from .faults import parse_error, parse_stream_error, parse_timing
+    from responses_app.api.faults import parse_error, parse_stream_error, parse_timing
 
     for key, parse in (("error", parse_error), ("timing", parse_timing), ("stream_error", parse_stream_error)):
         if key in entry:
