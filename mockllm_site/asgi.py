@@ -15,9 +15,13 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 import logging  # noqa: E402
 
+from django.conf import settings  # noqa: E402
+
 from responses_app.api.handler import (  # noqa: E402
     APIHandler, QuietStreamAborted, abort_broken_responses_under_daphne, route_http,
 )
+
+from responses_app.canned.watcher import start_watcher  # noqa: E402
 
 abort_broken_responses_under_daphne()
 for server_logger in ("daphne.server", "uvicorn.error"):
@@ -28,8 +32,6 @@ application = ProtocolTypeRouter({"http": route_http(api_application, site_appli
 
 
 def _hot_reload_wanted() -> bool:
-    from django.conf import settings
-
     if settings.MOCKLLM_HOT_RELOAD is not None:
         return settings.MOCKLLM_HOT_RELOAD
     # runserver imports this module only in the process that serves, never in the autoreloader's parent.
@@ -37,6 +39,4 @@ def _hot_reload_wanted() -> bool:
 
 
 if _hot_reload_wanted():
-    from responses_app.canned.watcher import start_watcher
-
     start_watcher()

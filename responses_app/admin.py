@@ -14,8 +14,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.http import urlencode
 
-from responses_app.canned.index import bump_version, delete_entries, response_index
-from responses_app.models import ApiKey, CannedResponse, JournalEntry, ResponseSet, Source
+from responses_app.canned.index import canned_index
+from responses_app.models import ApiKey, CannedResponse, JournalEntry, ResponseSet, SetVersion, Source
 from responses_app.providers import anthropic_messages as anthropic
 from responses_app.providers import openai_chat as openai
 from responses_app.providers import openai_responses as responses
@@ -105,7 +105,7 @@ class CannedResponseAdmin(admin.ModelAdmin):
                 if not isinstance(data, dict):
                     raise ValueError("the body must be a JSON object")
                 parsed = provider.parse_request(data)
-                match = response_index.current().find(parsed)
+                match = canned_index.current().find(parsed)
                 body = orjson.loads(provider.render_json(parsed, match, provider.new_response_ids()))
                 result = {
                     "entry": match.entry and CannedResponse.objects.filter(pk=match.entry.id).first(),
@@ -158,10 +158,6 @@ class CannedResponseAdmin(admin.ModelAdmin):
             )
         super().save_model(request, obj, form, change)
 
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
-        with transaction.atomic():
-            delete_entries(queryset)
-
 
 @admin.register(ResponseSet)
 class ResponseSetAdmin(admin.ModelAdmin):
@@ -196,7 +192,7 @@ class ResponseSetAdmin(admin.ModelAdmin):
                 obj.save(update_fields=["unknown_response", "unknown_response_source"])
             else:
                 obj.save()
-            bump_version(())
+            SetVersion.bump(())
 
 
 @admin.register(JournalEntry)
@@ -274,4 +270,4 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
         with transaction.atomic():  # a bulk delete skips ApiKey.delete(): record the change once here
             queryset.delete()
-            bump_version(())
+            SetVersion.bump(())

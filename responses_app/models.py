@@ -4,13 +4,43 @@ from __future__ import annotations
 import hashlib
 import secrets
 
+from collections.abc import Iterable
+
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
+from django.db.models import F
+from django.dispatch import Signal
 
-from responses_app.canned.entries import EntryError, entry_digest, validate_row
+from responses_app.canned.entries import entry_digest, validate_row
+from responses_app.canned.fields import EntryError
 
 # Admin rows come after every file entry of the same priority.
 ADMIN_POSITION = 1_000_000_000
+
+SetKey = tuple[str, str]  # (scenario, test_id) names one set of entries; ("", "") is the default set
+
+# Sent once a change to the canned sets (entries, default answer, settings or API keys) has committed;
+# each process's index listens (canned/index.py) and tells the other processes (canned/change_bus.py).
+sets_changed = Signal()
+
+
+class CannedResponseQuerySet(models.QuerySet):
+    def delete(self) -> tuple[int, dict[str, int]]:
+        """Delete these entries and record the change. A test run's or scenario's set left empty goes
+        altogether (processes drop sets without a version row), so a finished run leaves nothing behind;
+        the other sets touched get a new version."""
+        with transaction.atomic():
+            touched = set(self.values_list("scenario", "test_id"))
+            result = super().delete()
+            changed = set()
+            for key in touched:
+                scenario, test_id = key
+                if key == ("", "") or CannedResponse.objects.filter(scenario=scenario, test_id=test_id).exists():
+                    changed.add(key)
+                else:
+                    SetVersion.objects.filter(scenario=scenario, test_id=test_id).delete()
+            SetVersion.bump(changed)
+        return result
 
 
 class Source(models.TextChoices):
@@ -68,6 +98,8 @@ class CannedResponse(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = CannedResponseQuerySet.as_manager()
+
     class Meta:
         ordering = ["prompt"]
         verbose_name = "canned response"
@@ -93,25 +125,20 @@ class CannedResponse(models.Model):
                 "edit that one instead.", code="duplicate_prompt")})
 
     @property
-    def layer(self) -> tuple[str, str]:
+    def set_key(self) -> SetKey:
         return (self.scenario, self.test_id)
 
     def save(self, *args, **kwargs) -> None:
-        from responses_app.canned.index import bump_version
-
         self.key_digest = entry_digest(self.prompt, self.options)
         with transaction.atomic():
-            layers = {self.layer}
+            sets = {self.set_key}
             if self.pk is not None:  # an edit may move the entry from one set to another
-                layers.update(CannedResponse.objects.filter(pk=self.pk).values_list("scenario", "test_id"))
+                sets.update(CannedResponse.objects.filter(pk=self.pk).values_list("scenario", "test_id"))
             super().save(*args, **kwargs)
-            bump_version(layers)
+            SetVersion.bump(sets)
 
     def delete(self, *args, **kwargs):
-        from responses_app.canned.index import delete_entries
-
-        with transaction.atomic():
-            return delete_entries(CannedResponse.objects.filter(pk=self.pk))
+        return CannedResponse.objects.filter(pk=self.pk).delete()
 
     @property
     def conflicts_with_file(self) -> bool:
@@ -170,6 +197,25 @@ class SetVersion(models.Model):
     def __str__(self) -> str:
         return f"{self.scenario or '(default)'} / {self.test_id or '(all tests)'}: {self.version}"
 
+    @classmethod
+    def bump(cls, sets: Iterable[SetKey] | None = None) -> None:
+        """Record that the canned sets changed; call inside the transaction that changed them.
+
+        sets: the (scenario, test_id) sets whose entries changed; () when only the default answer,
+        settings or API keys did; None when any set may have changed. `sets_changed` is sent once the
+        transaction commits.
+        """
+        ResponseSet.get()
+        ResponseSet.objects.filter(pk=ResponseSet.SINGLETON_ID).update(version=F("version") + 1)
+        if sets is None:
+            cls.objects.bulk_create([cls(scenario="", test_id="")], ignore_conflicts=True)
+            cls.objects.update(version=F("version") + 1)
+        else:
+            for scenario, test_id in set(sets):
+                cls.objects.bulk_create([cls(scenario=scenario, test_id=test_id)], ignore_conflicts=True)
+                cls.objects.filter(scenario=scenario, test_id=test_id).update(version=F("version") + 1)
+        transaction.on_commit(lambda: sets_changed.send(sender=cls))
+
 
 def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
@@ -207,18 +253,14 @@ class ApiKey(models.Model):
         self.key_prefix = key[:10]
 
     def save(self, *args, **kwargs) -> None:
-        from responses_app.canned.index import bump_version
-
         with transaction.atomic():
             super().save(*args, **kwargs)
-            bump_version(())
+            SetVersion.bump(())
 
     def delete(self, *args, **kwargs):
-        from responses_app.canned.index import bump_version
-
         with transaction.atomic():
             result = super().delete(*args, **kwargs)
-            bump_version(())
+            SetVersion.bump(())
         return result
 
 

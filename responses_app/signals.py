@@ -6,9 +6,8 @@ from typing import Any
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
-from responses_app.canned.index import bump_version
 from responses_app.canned.entries import entry_digest
-from responses_app.models import CannedResponse
+from responses_app.models import CannedResponse, SetVersion
 
 
 @receiver(pre_save, sender=CannedResponse)
@@ -19,4 +18,4 @@ def set_key_digest(sender: type, instance: CannedResponse, raw: bool, **kwargs: 
 @receiver(post_save, sender=CannedResponse)
 def note_fixture_change(sender: type, instance: CannedResponse, raw: bool, **kwargs: Any) -> None:
     if raw:  # loaddata: Model.save() did not run, so nothing else bumped the version
-        bump_version({(instance.scenario, instance.test_id)})
+        SetVersion.bump({(instance.scenario, instance.test_id)})

@@ -233,11 +233,11 @@ def no_journal_in_this_process(settings):
 @pytest.fixture(autouse=True)
 def fresh_response_index():
     """Tests share one process: start each with an index that is rebuilt on first use."""
-    from responses_app.canned.index import response_index
+    from responses_app.canned.index import canned_index
 
-    response_index.forget()  # versions repeat when each test's transaction rolls back
+    canned_index.forget()  # versions repeat when each test's transaction rolls back
     yield
-    response_index.forget()
+    canned_index.forget()
 
 
 @contextlib.contextmanager

@@ -2,13 +2,13 @@
 import json
 
 from responses_app.canned.conversation import ChatRequest, Tool
-from responses_app.canned.matching import Entry, ResponseIndex, find_shadowed
+from responses_app.canned.matching import Entry, SetIndex, find_shadowed
 
 
-def build(*rows, unknown: str = "no idea") -> ResponseIndex:
+def build(*rows, unknown: str = "no idea") -> SetIndex:
     """rows: (prompt, answer) or (prompt, answer, options); ids and file order follow the arguments."""
     full = [(i + 1, row[0], row[1], row[2] if len(row) > 2 else {}, i) for i, row in enumerate(rows)]
-    return ResponseIndex.build(full, version=1, unknown_response=unknown, settings={})
+    return SetIndex.build(full, version=1, unknown_response=unknown, settings={})
 
 
 def ask(prompt: str = "", **fields) -> ChatRequest:
@@ -16,7 +16,7 @@ def ask(prompt: str = "", **fields) -> ChatRequest:
                        prompt=prompt, **fields)
 
 
-def answer(index: ResponseIndex, request: ChatRequest) -> str | None:
+def answer(index: SetIndex, request: ChatRequest) -> str | None:
     return index.find(request).reply.text
 
 

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from responses_app.canned.conversation import ChatRequest
-from responses_app.api.faults import split_text
+from responses_app.providers.chunking import split_text
 from responses_app.canned.loading import ResponsesFileError, parse_responses
-from responses_app.canned.matching import ResponseIndex
+from responses_app.canned.matching import SetIndex
 from responses_app.providers import anthropic_messages as anthropic
 from responses_app.providers import openai_completions as completions
 from responses_app.providers import openai_embeddings as embeddings
@@ -81,7 +81,7 @@ prompt = st.text(min_size=1, max_size=30).filter(lambda t: t.strip())
 @FAST
 @given(st.lists(prompt, min_size=1, max_size=20, unique_by=lambda t: t.strip()))
 def test_every_exact_entry_answers_its_own_prompt(prompts):
-    index = ResponseIndex.build([(i + 1, p, f"answer {i}", {}, i) for i, p in enumerate(prompts)],
+    index = SetIndex.build([(i + 1, p, f"answer {i}", {}, i) for i, p in enumerate(prompts)],
                                 version=1, unknown_response="?", settings={})
     for p in prompts:
         request = ChatRequest(provider="openai", endpoint="chat", model="m", prompt=p)
@@ -96,7 +96,7 @@ def test_every_exact_entry_answers_its_own_prompt(prompts):
 def test_normalized_entries_ignore_case_white_space_and_unicode_forms(key, noise):
     if not key.strip():
         return
-    index = ResponseIndex.build([(1, key, "yes", {"match": "normalized"}, 0)], version=1, unknown_response="no",
+    index = SetIndex.build([(1, key, "yes", {"match": "normalized"}, 0)], version=1, unknown_response="no",
                                 settings={})
     variant = " " + unicodedata.normalize("NFD", key.upper()) + "  "
     request = ChatRequest(provider="openai", endpoint="chat", model="m", prompt=variant)

@@ -3,13 +3,13 @@ import json
 
 import pytest
 
-from responses_app.canned.matching import ResponseIndex
+from responses_app.canned.matching import SetIndex
 from responses_app.providers import anthropic_messages as anthropic
 from responses_app.providers import openai_chat as openai
 from responses_app.providers.common import APIError, ResponseIds
 
 IDS = ResponseIds("chatcmpl-fixed", 1700000000)
-INDEX = ResponseIndex.build([(1, "hi", "Hé!")], version=1, unknown_response="?", settings={})
+INDEX = SetIndex.build([(1, "hi", "Hé!")], version=1, unknown_response="?", settings={})
 
 
 def events(raw: list[bytes]) -> list[str]:

@@ -5,7 +5,7 @@ import dataclasses
 
 from django.http import HttpRequest
 
-from responses_app.canned.index import IndexSet
+from responses_app.canned.index import CannedIndex
 from responses_app.models import hash_api_key
 from responses_app.providers.common import APIError
 
@@ -41,7 +41,7 @@ def _header(request: HttpRequest, name: str, header: str, limit: int) -> str:
     return value
 
 
-def identify(request: HttpRequest, index: IndexSet, *, require_key: bool) -> Client:
+def identify(request: HttpRequest, index: CannedIndex, *, require_key: bool) -> Client:
     """The request's client; raises a 401 APIError when keys are required and this one is not known."""
     key = presented_key(request)
     info = index.api_keys.get(hash_api_key(key)) if key else None

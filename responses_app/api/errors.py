@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig, Suspicio
 from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions as drf
 
-from responses_app.api.faults import Budget, rate_limiter, seconds_text
+from responses_app.api.rate_limits import Budget, rate_limiter, seconds_text
 from responses_app.providers import anthropic_messages as anthropic
 from responses_app.providers import openai_chat as openai
 from responses_app.providers.common import APIError, dumps

@@ -15,7 +15,7 @@ from django.http import HttpResponseBase
 from django.test.utils import override_settings
 from django.urls import set_script_prefix
 
-from responses_app.canned.index import response_index
+from responses_app.canned.index import canned_index
 from responses_app.api.sse import StreamAborted
 
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[Any]]
@@ -46,7 +46,7 @@ class APIHandler(ASGIHandler):
     async def handle(self, scope: dict, receive: Any, send: Any) -> None:
         if not self._polling:  # only processes that serve the API poll for changes made elsewhere
             self._polling = True
-            response_index.start_polling(settings.MOCKLLM_INDEX_POLL_SECONDS)
+            canned_index.start_polling(settings.MOCKLLM_INDEX_POLL_SECONDS)
         try:
             body_file = await self.read_body(receive)
         except RequestAborted:
@@ -56,7 +56,7 @@ class APIHandler(ASGIHandler):
             set_script_prefix(get_script_prefix(scope))
             request, response = self.create_request(scope, body_file)
             if request is not None:
-                if response_index.needs_rebuild():
+                if canned_index.needs_rebuild():
                     await sync_to_async(rebuild_index)()
                 response = self.get_response(request)
             hold = getattr(response, "mockllm_hold", 0)
@@ -168,7 +168,7 @@ def rebuild_index() -> None:
     skips the request signals that close them, and each request context gets a thread of its own, so
     a connection left open here would leak once per change of the canned set (the soak test saw it)."""
     try:
-        response_index.current()
+        canned_index.current()
     finally:
         connections.close_all()
 

@@ -11,11 +11,12 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils import timezone
 
-from responses_app.canned.entries import EntryError
+from responses_app.canned.fields import EntryError
 from responses_app.api.errors import client_key, error_response, mock_error_response, mock_headers
-from responses_app.api.faults import error_from_headers, rate_limiter
+from responses_app.api.faults import error_from_headers
+from responses_app.api.rate_limits import rate_limiter
 from responses_app.api.clients import ANONYMOUS, identify
-from responses_app.canned.index import response_index
+from responses_app.canned.index import canned_index
 from responses_app.team.journal import record_request
 from responses_app.providers.common import APIError, new_request_id
 
@@ -122,7 +123,7 @@ class ProviderErrorMiddleware(_Middleware):
 
     def before(self, request: HttpRequest) -> HttpResponse | None:
         try:
-            request.client = identify(request, response_index.current(),
+            request.client = identify(request, canned_index.current(),
                                       require_key=settings.MOCKLLM_REQUIRE_API_KEY)
         except APIError as exc:
             return error_response(request, exc.status_code, exc.message, code=exc.code)

@@ -10,10 +10,13 @@ from rest_framework.views import APIView
 
 from responses_app.api.clients import ANONYMOUS
 from responses_app.canned.conversation import ChatRequest
-from responses_app.canned.entries import EntryError
+from responses_app.canned.fields import EntryError
 from responses_app.api.errors import add_rate_limit_headers, client_key, mock_error_response, mock_headers
-from responses_app.api.faults import TIMING_RATES, plan_for, rate_limiter, split_text, stream_seconds
-from responses_app.canned.index import response_index
+from responses_app.api.faults import plan_for
+from responses_app.api.rate_limits import rate_limiter
+from responses_app.canned.fault_schema import TIMING_RATES
+from responses_app.providers.chunking import split_text, stream_seconds
+from responses_app.canned.index import canned_index
 from responses_app.providers import anthropic_messages as anthropic
 from responses_app.providers import openai_completions as completions
 from responses_app.providers import openai_embeddings as embeddings
@@ -32,7 +35,7 @@ def answer(request: Request, provider: ModuleType, parsed: ChatRequest) -> HttpR
     """Find the canned reply for a parsed request, apply any failures or timing asked for, and send
     it as JSON or as an SSE stream."""
     django_request = request._request
-    index = response_index.current()
+    index = canned_index.current()
     client = getattr(django_request, "client", ANONYMOUS)
     match = index.find(parsed, client.scenario, client.test_id)
     log_fields = django_request.__dict__.setdefault("log_fields", {})
@@ -138,7 +141,7 @@ class EmbeddingsView(APIView):
 
     def post(self, request: Request) -> HttpResponse:
         parsed = embeddings.parse_request(read_json_body(request))
-        index = response_index.current()
+        index = canned_index.current()
         client = getattr(request._request, "client", ANONYMOUS)
         vectors = [list(index.embedding_for(text, client.scenario, client.test_id)
                         or embeddings.vector_for(text, parsed.dimensions))

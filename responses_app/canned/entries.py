@@ -12,16 +12,18 @@ An entry's stored form is a row: `prompt` (the text it matches), `answer` (the t
               usage, id, created)
     turns: a list of full replies, one per conversation turn
     embedding: a fixed vector for /v1/embeddings
-    error, timing, stream_error: failures and pacing for this entry (faults.py)
+    error, timing, stream_error: failures and pacing for this entry (fault_schema.py)
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from typing import Any
 
 import re2
+
+from responses_app.canned.fault_schema import parse_error, parse_stream_error, parse_timing
+from responses_app.canned.fields import EntryError, Scalar, choice, integer, line_of, mapping, plain, text, unknown_keys
 
 MATCH_KINDS = ("exact", "normalized", "contains", "regex")
 TARGETS = ("last_user", "any_user", "system", "conversation")
@@ -31,84 +33,10 @@ STOP_REASONS = ("end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_tu
                 "model_context_window_exceeded")
 ENTRY_KEYS = ("match", "response", "turns", "model", "provider", "tool", "has_tool_result", "priority", "name",
               "embedding", "error", "timing", "stream_error")
-FAULT_KEYS = ("error", "timing", "stream_error")  # failures and timing on demand (faults.py)
+FAULT_KEYS = ("error", "timing", "stream_error")  # failures and timing on demand (fault_schema.py)
 RESPONSE_KEYS = ("text", "tool_calls", "thinking", "finish_reason", "stop_reason", "usage", "id", "created")
 # The options that decide what an entry matches: two entries may not agree on all of them.
 MATCH_OPTIONS = ("match", "on", "model", "provider", "tool", "has_tool_result")
-
-
-@dataclass(frozen=True, slots=True)
-class Scalar:
-    """A YAML scalar: the text as written, the value YAML reads it as, and where it stands."""
-
-    raw: str
-    value: Any
-    line: int
-
-
-class EntryError(ValueError):
-    def __init__(self, field: str, message: str, line: int = 0) -> None:
-        super().__init__(message)
-        self.field = field
-        self.message = message
-        self.line = line
-
-
-def line_of(value: Any) -> int:
-    return value.line if isinstance(value, Scalar) else 0
-
-
-def plain(value: Any) -> Any:
-    """Unwrap Scalars into the values YAML reads them as."""
-    if isinstance(value, Scalar):
-        return value.value
-    if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [plain(v) for v in value]
-    return value
-
-
-def text(value: Any, field: str, *, allow_empty: bool = True) -> str:
-    """A string field, as the user wrote it (`yes` stays "yes")."""
-    if isinstance(value, Scalar):
-        if value.value is None and value.raw in ("", "~", "null", "Null", "NULL"):
-            raise EntryError(field, f"`{field}` is empty; write \"\" for an empty text", value.line)
-        return value.raw
-    if isinstance(value, str):
-        return value
-    if value is None:
-        raise EntryError(field, f"`{field}` is missing")
-    if isinstance(value, (int, float, bool)) and not isinstance(value, bool):
-        return str(value)
-    raise EntryError(field, f"`{field}` must be a string, not {type(value).__name__}")
-
-
-def mapping(value: Any, field: str) -> dict:
-    if not isinstance(value, dict):
-        raise EntryError(field, f"`{field}` must be a mapping", line_of(value))
-    return value
-
-
-def _choice(value: Any, field: str, choices: tuple[str, ...]) -> str:
-    chosen = text(value, field)
-    if chosen not in choices:
-        raise EntryError(field, f"`{field}` must be one of {', '.join(choices)}; got {chosen!r}", line_of(value))
-    return chosen
-
-
-def _integer(value: Any, field: str) -> int:
-    number = plain(value)
-    if isinstance(number, bool) or not isinstance(number, int):
-        raise EntryError(field, f"`{field}` must be a whole number", line_of(value))
-    return number
-
-
-def unknown_keys(values: dict, allowed: tuple[str, ...], where: str) -> None:
-    for key in values:
-        if key not in allowed:
-            raise EntryError(f"{where}.{key}" if where else key,
-                             f"unknown field `{key}`{' in ' + where if where else ''} (expected one of: {', '.join(allowed)})")
 
 
 def parse_match(value: Any) -> tuple[str, str, str]:
@@ -123,7 +51,7 @@ def parse_match(value: Any) -> tuple[str, str, str]:
     pattern = text(value[kind], f"match.{kind}")
     if kind == "regex":
         check_regex(pattern, f"match.{kind}", line_of(value[kind]))
-    target = _choice(value["on"], "match.on", TARGETS) if "on" in value else "last_user"
+    target = choice(value["on"], "match.on", TARGETS) if "on" in value else "last_user"
     return kind, pattern, target
 
 
@@ -152,19 +80,19 @@ def parse_reply(value: Any, field: str) -> dict[str, Any]:
             raise EntryError(f"{field}.tool_calls", f"`{field}.tool_calls` must be a non-empty list", line_of(calls))
         reply["tool_calls"] = [_tool_call(call, f"{field}.tool_calls[{i}]") for i, call in enumerate(calls)]
     if "finish_reason" in value:
-        reply["finish_reason"] = _choice(value["finish_reason"], f"{field}.finish_reason", FINISH_REASONS)
+        reply["finish_reason"] = choice(value["finish_reason"], f"{field}.finish_reason", FINISH_REASONS)
     if "stop_reason" in value:
-        reply["stop_reason"] = _choice(value["stop_reason"], f"{field}.stop_reason", STOP_REASONS)
+        reply["stop_reason"] = choice(value["stop_reason"], f"{field}.stop_reason", STOP_REASONS)
     if "usage" in value:
         usage = mapping(value["usage"], f"{field}.usage")
         names = {"input_tokens": "input_tokens", "prompt_tokens": "input_tokens",
                  "output_tokens": "output_tokens", "completion_tokens": "output_tokens"}
         unknown_keys(usage, tuple(names), f"{field}.usage")
-        reply["usage"] = {names[k]: _integer(v, f"{field}.usage.{k}") for k, v in usage.items()}
+        reply["usage"] = {names[k]: integer(v, f"{field}.usage.{k}") for k, v in usage.items()}
     if "id" in value:
         reply["id"] = text(value["id"], f"{field}.id")
     if "created" in value:
-        reply["created"] = _integer(value["created"], f"{field}.created")
+        reply["created"] = integer(value["created"], f"{field}.created")
     if not reply.get("text") and not reply.get("tool_calls") and "text" not in reply:
         reply["text"] = ""
     return reply
@@ -212,7 +140,7 @@ def parse_entry(entry: dict) -> tuple[str, str, dict[str, Any]]:
     if "model" in entry:
         options["model"] = text(entry["model"], "model")
     if "provider" in entry:
-        options["provider"] = _choice(entry["provider"], "provider", PROVIDERS)
+        options["provider"] = choice(entry["provider"], "provider", PROVIDERS)
     if "tool" in entry:
         options["tool"] = text(entry["tool"], "tool")
     if "has_tool_result" in entry:
@@ -221,7 +149,7 @@ def parse_entry(entry: dict) -> tuple[str, str, dict[str, Any]]:
             raise EntryError("has_tool_result", "`has_tool_result` must be true or false", line_of(entry["has_tool_result"]))
         options["has_tool_result"] = flag
     if "priority" in entry:
-        options["priority"] = _integer(entry["priority"], "priority")
+        options["priority"] = integer(entry["priority"], "priority")
     if "name" in entry:
         options["name"] = text(entry["name"], "name")
     answer = ""
@@ -244,8 +172,6 @@ def parse_entry(entry: dict) -> tuple[str, str, dict[str, Any]]:
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in vector):
             raise EntryError("embedding", "`embedding` must be a non-empty list of numbers", line_of(entry["embedding"]))
         options["embedding"] = [float(x) for x in vector]
-    from responses_app.api.faults import parse_error, parse_stream_error, parse_timing
-
     for key, parse in (("error", parse_error), ("timing", parse_timing), ("stream_error", parse_stream_error)):
         if key in entry:
             options[key] = parse(entry[key], key)

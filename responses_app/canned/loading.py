@@ -16,10 +16,11 @@ import yaml
 from django.db import connections, transaction
 from django.utils import timezone
 
-from responses_app.canned.entries import EntryError, Scalar, entry_digest, parse_entry
-from responses_app.canned.index import bump_version
+from responses_app.canned.entries import entry_digest, parse_entry
+from responses_app.canned.fault_schema import parse_failures, parse_model_rules, parse_rate_limits, parse_timing
+from responses_app.canned.fields import EntryError, Scalar
 from responses_app.canned.matching import Entry, find_shadowed
-from responses_app.models import CannedResponse, ResponseSet, Source
+from responses_app.models import CannedResponse, ResponseSet, SetVersion, Source
 
 logger = logging.getLogger("mockllm.loading")
 
@@ -307,8 +308,6 @@ def _parse_settings(node: yaml.Node | None, problems: list[Problem]) -> dict[str
     if not isinstance(node, yaml.MappingNode):
         problems.append(_problem(node, "`settings` must be a mapping"))
         return None
-    from responses_app.api.faults import parse_failures, parse_model_rules, parse_rate_limits, parse_timing
-
     nested = {"timing": parse_timing, "failures": parse_failures, "rate_limits": parse_rate_limits,
               "models": parse_model_rules}
     constructor = yaml.SafeLoader("")
@@ -502,7 +501,7 @@ def write_responses(parsed: ParsedResponses, source_file: str) -> LoadSummary:
                 "last_loaded_file", "last_load_summary", "last_error", "last_error_at",
             ]
         )
-        bump_version({("", "")})
+        SetVersion.bump({("", "")})
 
     logger.info(
         str(summary),

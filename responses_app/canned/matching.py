@@ -185,7 +185,7 @@ def default_reply(request: ChatRequest, unknown_response: str) -> tuple[Reply, s
 
 
 @dataclass(frozen=True)
-class ResponseIndex:
+class SetIndex:
     """Every canned entry, keyed the ways a request may reach it, plus the default answer."""
 
     version: int
@@ -201,7 +201,7 @@ class ResponseIndex:
     @classmethod
     def build(
         cls, rows: Iterable[tuple], *, version: int, unknown_response: str, settings: dict[str, Any]
-    ) -> "ResponseIndex":
+    ) -> "SetIndex":
         """rows: (id, prompt, answer) or (id, prompt, answer, options, position)."""
         entries = sorted(
             (Entry.build(row[0], row[1], row[2], row[3] if len(row) > 3 else {}, row[4] if len(row) > 4 else 0)

@@ -18,9 +18,9 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from responses_app.api.clients import SCENARIO_HEADER, TEST_ID_HEADER
-from responses_app.canned.entries import EntryError, entry_from_row, mapping, parse_entry
+from responses_app.canned.entries import entry_from_row, parse_entry
+from responses_app.canned.fields import EntryError, mapping
 from responses_app.api.errors import error_response
-from responses_app.canned.index import delete_entries
 from responses_app.team.journal import journal
 from responses_app.models import CannedResponse, JournalEntry, Source
 from responses_app.providers.common import APIError, dumps, read_json_body
@@ -228,7 +228,7 @@ class ResponsesView(ControlView):
             raise APIError(400, "Say whose entries to delete: ?test_id=... (or X-Mock-Test-Id) or ?scenario=...; "
                                 "single entries are deleted at /control/responses/{id}.", param="test_id")
         with transaction.atomic():  # a finished test run leaves no set behind
-            deleted = delete_entries(_set_filter(request))[0]
+            deleted = _set_filter(request).delete()[0]
         return json_response({"deleted": deleted})
 
 

@@ -32,6 +32,7 @@ from django.db import connections, transaction
 from django.http import HttpRequest, HttpResponseBase
 from django.utils import timezone
 
+from responses_app.models import JournalEntry
 from responses_app.team.redaction import redact_text, request_headers
 from responses_app.team.retention import expire_test_runs, prune
 
@@ -187,8 +188,6 @@ def _values(row: dict[str, Any], adapt_datetime: Any) -> tuple:
 def insert(batch: list[dict[str, Any]]) -> None:
     """One transaction of COPY (PostgreSQL) or multi-row INSERTs (SQLite): Django's bulk_create costs
     ~110 us a row in model and field handling."""
-    from responses_app.models import JournalEntry
-
     connection = connections[JournalEntry.objects.db]
     quote = connection.ops.quote_name
     table = quote(JournalEntry._meta.db_table)

@@ -10,13 +10,13 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from responses_app.models import CannedResponse, JournalEntry
+
 logger = logging.getLogger("mockllm.retention")
 
 
 def prune(max_rows: int, max_days: float) -> int:
     """Delete journal rows beyond the newest `max_rows` or older than `max_days` (0: no limit)."""
-    from responses_app.models import JournalEntry
-
     deleted = 0
     if max_days:
         cutoff = timezone.now() - datetime.timedelta(days=max_days)
@@ -31,9 +31,6 @@ def prune(max_rows: int, max_days: float) -> int:
 def expire_test_runs(max_hours: float) -> int:
     """Delete the canned responses of test runs (X-Mock-Test-Id) untouched for `max_hours` (0: keep them):
     a suite that crashed before cleaning up leaves no set behind in every server's memory."""
-    from responses_app.canned.index import delete_entries
-    from responses_app.models import CannedResponse
-
     if not max_hours:
         return 0
     cutoff = timezone.now() - datetime.timedelta(hours=max_hours)
@@ -42,7 +39,7 @@ def expire_test_runs(max_hours: float) -> int:
         runs = len(set(old.values_list("test_id", flat=True)))
         if not runs:
             return 0
-        deleted = delete_entries(old)[0]
+        deleted = old.delete()[0]
     logger.info("expired %d canned responses of %d old test runs", deleted, runs,
                 extra={"event": "test_runs_expired", "entries": deleted, "runs": runs})
     return deleted

@@ -1,0 +1,143 @@
+"""What failures and timing may be asked for, checked in one place for the responses file (entries, the
+`settings:` block), the admin and the X-Mock-* headers."""
+from __future__ import annotations
+
+from typing import Any
+
+from responses_app.canned.fields import EntryError, line_of, mapping, plain, text, unknown_keys
+
+TIMING_RATES = ("chunks_per_second", "characters_per_second", "tokens_per_second")
+TIMING_KEYS = ("ttft_ms", *TIMING_RATES, "chunk", "jitter", "seed")
+ERROR_KEYS = ("status", "message", "type", "code", "retry_after", "should_retry")
+STREAM_FAULTS = ("error", "disconnect", "no_done", "malformed", "stall", "timeout")
+STREAM_FAULT_KEYS = ("mode", "after_chunks", "after_ms")
+FAILURE_KEYS = ("rate", "statuses", "seed")
+RATE_LIMIT_KEYS = ("requests_per_minute", "tokens_per_minute")
+MODEL_RULE_KEYS = ("timing", "error", "stream_error", "failures")
+
+
+def _number(value: Any, field: str, *, minimum: float = 0.0, maximum: float | None = None,
+            integer: bool = False) -> float:
+    number = plain(value)
+    if isinstance(number, str):
+        try:
+            number = float(number) if not integer else int(number)
+        except ValueError:
+            raise EntryError(field, f"`{field}` must be a number, not {number!r}", line_of(value)) from None
+    if isinstance(number, bool) or not isinstance(number, (int, float)) or (integer and not float(number).is_integer()):
+        raise EntryError(field, f"`{field}` must be a {'whole ' if integer else ''}number", line_of(value))
+    if number < minimum or (maximum is not None and number > maximum):
+        bounds = f"at least {minimum:g}" if maximum is None else f"from {minimum:g} to {maximum:g}"
+        raise EntryError(field, f"`{field}` must be {bounds}; got {number:g}", line_of(value))
+    return int(number) if integer else float(number)
+
+
+def _bool(value: Any, field: str) -> bool:
+    flag = plain(value)
+    if isinstance(flag, str) and flag.lower() in ("true", "false", "1", "0", "yes", "no"):
+        return flag.lower() in ("true", "1", "yes")
+    if not isinstance(flag, bool):
+        raise EntryError(field, f"`{field}` must be true or false", line_of(value))
+    return flag
+
+
+def _mapping(value: Any, field: str, allowed: tuple[str, ...]) -> dict:
+    unknown_keys(mapping(value, field), allowed, field)
+    return value
+
+
+def parse_timing(value: Any, field: str = "timing") -> dict[str, Any]:
+    spec = _mapping(value, field, TIMING_KEYS)
+    timing: dict[str, Any] = {}
+    if "ttft_ms" in spec:
+        timing["ttft_ms"] = _number(spec["ttft_ms"], f"{field}.ttft_ms")
+    rates = [k for k in TIMING_RATES if k in spec]
+    if len(rates) > 1:
+        raise EntryError(field, f"`{field}` takes one pace: {' or '.join(TIMING_RATES)}")
+    for rate in rates:
+        timing[rate] = _number(spec[rate], f"{field}.{rate}", minimum=0.001)
+    if "chunk" in spec:
+        chunk = plain(spec["chunk"])
+        if isinstance(chunk, str) and chunk.isdigit():
+            chunk = int(chunk)
+        if chunk not in ("char", "word", "token") and not (isinstance(chunk, int) and not isinstance(chunk, bool) and chunk > 0):
+            raise EntryError(f"{field}.chunk", f"`{field}.chunk` must be char, word, token or a number of characters",
+                             line_of(spec["chunk"]))
+        timing["chunk"] = chunk
+    if "jitter" in spec:
+        timing["jitter"] = _number(spec["jitter"], f"{field}.jitter", maximum=1)
+    if "seed" in spec:
+        timing["seed"] = _number(spec["seed"], f"{field}.seed", integer=True)
+    return timing
+
+
+def parse_error(value: Any, field: str = "error") -> dict[str, Any]:
+    spec = _mapping(value, field, ERROR_KEYS)
+    if "status" not in spec:
+        raise EntryError(f"{field}.status", f"`{field}.status` is required (an HTTP status from 400 to 599)")
+    error: dict[str, Any] = {"status": _number(spec["status"], f"{field}.status", minimum=400, maximum=599, integer=True)}
+    for key in ("message", "type", "code"):
+        if key in spec:
+            error[key] = text(spec[key], f"{field}.{key}")
+    if "retry_after" in spec:
+        error["retry_after"] = _number(spec["retry_after"], f"{field}.retry_after")
+    if "should_retry" in spec:
+        error["should_retry"] = _bool(spec["should_retry"], f"{field}.should_retry")
+    return error
+
+
+def parse_stream_error(value: Any, field: str = "stream_error") -> dict[str, Any]:
+    spec = _mapping(value, field, STREAM_FAULT_KEYS)
+    mode = text(spec.get("mode"), f"{field}.mode")
+    if mode not in STREAM_FAULTS:
+        raise EntryError(f"{field}.mode", f"`{field}.mode` must be one of {', '.join(STREAM_FAULTS)}; got {mode!r}",
+                         line_of(spec.get("mode")))
+    fault: dict[str, Any] = {"mode": mode}
+    if "after_chunks" in spec:
+        fault["after_chunks"] = _number(spec["after_chunks"], f"{field}.after_chunks", integer=True)
+    if "after_ms" in spec:
+        fault["after_ms"] = _number(spec["after_ms"], f"{field}.after_ms")
+    return fault
+
+
+def parse_failures(value: Any, field: str = "failures") -> dict[str, Any]:
+    spec = _mapping(value, field, FAILURE_KEYS)
+    failures: dict[str, Any] = {"rate": _number(spec.get("rate", 0), f"{field}.rate", maximum=1)}
+    statuses = plain(spec.get("statuses", [500]))
+    if not isinstance(statuses, list) or not statuses:
+        raise EntryError(f"{field}.statuses", f"`{field}.statuses` must be a list of HTTP statuses")
+    failures["statuses"] = [_number(s, f"{field}.statuses", minimum=400, maximum=599, integer=True) for s in statuses]
+    failures["seed"] = _number(spec.get("seed", 0), f"{field}.seed", integer=True)
+    return failures
+
+
+def parse_rate_limits(value: Any, field: str = "rate_limits") -> dict[str, Any]:
+    spec = _mapping(value, field, RATE_LIMIT_KEYS)
+    return {key: _number(spec[key], f"{field}.{key}", minimum=1) for key in RATE_LIMIT_KEYS if key in spec}
+
+
+def parse_model_rules(value: Any, field: str = "models") -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise EntryError(field, f"`{field}` must map model globs to rules", line_of(value))
+    parsers = {"timing": parse_timing, "error": parse_error, "stream_error": parse_stream_error,
+               "failures": parse_failures}
+    rules = {}
+    for glob, rule in value.items():
+        where = f"{field}.{glob}"
+        spec = _mapping(rule, where, MODEL_RULE_KEYS)
+        rules[glob] = {key: parsers[key](spec[key], f"{where}.{key}") for key in spec}
+    return rules
+
+
+def header_params(raw: str) -> dict[str, str]:
+    """`a=1; b=x` (or a single bare word, kept under "mode") as a mapping of strings."""
+    params: dict[str, str] = {}
+    for part in (p.strip() for p in raw.split(";")):
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        if sep:
+            params[name.strip()] = value.strip()
+        else:
+            params["mode"] = name.strip()
+    return params
