@@ -17,13 +17,13 @@ import logging  # noqa: E402
 
 from django.conf import settings  # noqa: E402
 
-from responses_app.api.handler import (  # noqa: E402
-    APIHandler, QuietStreamAborted, abort_broken_responses_under_daphne, route_http,
-)
+from responses_app.api import daphne_patch  # noqa: E402
+from responses_app.api.handler import APIHandler, route_http  # noqa: E402
+from responses_app.api.sse import QuietStreamAborted  # noqa: E402
 
 from responses_app.canned.watcher import start_watcher  # noqa: E402
 
-abort_broken_responses_under_daphne()
+daphne_patch.install()
 for server_logger in ("daphne.server", "uvicorn.error"):
     logging.getLogger(server_logger).addFilter(QuietStreamAborted())
 api_application = APIHandler()

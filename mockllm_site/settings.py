@@ -160,6 +160,7 @@ INSTALLED_APPS = [
 # The full stack, for the admin and everything outside /v1/.
 MIDDLEWARE = [
     "responses_app.api.middleware.AccessLogMiddleware",
+    "responses_app.api.middleware.ProviderErrorMiddleware",  # does nothing outside /v1/ (test clients reach /v1/ here)
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -173,6 +174,7 @@ MIDDLEWARE = [
 # costs a thread hop per request under ASGI, and the API needs no sessions, CSRF or messages.
 MOCKLLM_API_MIDDLEWARE = [
     "responses_app.api.middleware.AccessLogMiddleware",
+    "responses_app.api.middleware.ProviderErrorMiddleware",  # does nothing outside /v1/ (test clients reach /v1/ here)
     "responses_app.api.middleware.ProviderErrorMiddleware",
 ]
 
@@ -218,9 +220,9 @@ MOCKLLM_MAX_BODY_BYTES = env_int("MOCKLLM_MAX_BODY_BYTES", 10 * 1024 * 1024, min
 DATA_UPLOAD_MAX_MEMORY_SIZE = MOCKLLM_MAX_BODY_BYTES
 
 REST_FRAMEWORK = {
-    "DEFAULT_PARSER_CLASSES": [],  # views read the body themselves (providers.common.read_json_body)
+    "DEFAULT_PARSER_CLASSES": [],  # views read the body themselves (api/body.py)
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "responses_app.providers.common.IgnoreAcceptNegotiation",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "responses_app.api.body.IgnoreAcceptNegotiation",
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": [],
     "DEFAULT_THROTTLE_CLASSES": [],

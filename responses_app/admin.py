@@ -104,9 +104,9 @@ class CannedResponseAdmin(admin.ModelAdmin):
                 data = orjson.loads(form.cleaned_data["body"])
                 if not isinstance(data, dict):
                     raise ValueError("the body must be a JSON object")
-                parsed = provider.parse_request(data)
+                parsed = provider.parse(data)
                 match = canned_index.current().find(parsed)
-                body = orjson.loads(provider.render_json(parsed, match, provider.new_response_ids()))
+                body = orjson.loads(provider.render_json(parsed, match, provider.new_ids()))
                 result = {
                     "entry": match.entry and CannedResponse.objects.filter(pk=match.entry.id).first(),
                     "rule": match.rule, "near_misses": match.near_misses, "prompt": parsed.prompt,

@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from responses_app.api import faults
+
 OPENAI = "/v1/chat/completions"
 ANTHROPIC = "/v1/messages"
 GOOD_OPENAI = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
@@ -129,12 +131,10 @@ def test_a_body_over_the_limit_is_413_in_each_shape(new_server):
 
 
 def test_an_unexpected_error_is_a_logged_500_in_the_provider_shape(client, monkeypatch, caplog, db):
-    from responses_app.api import views
-
     def broken(*args, **kwargs):
         raise RuntimeError("index exploded")
 
-    monkeypatch.setattr(views, "plan_for", broken)
+    monkeypatch.setattr(faults, "plan_for", broken)
     with caplog.at_level("ERROR", logger="mockllm.errors"):
         response = client.post(OPENAI, GOOD_OPENAI, content_type="application/json")
         anthropic_response = client.post(ANTHROPIC, GOOD_ANTHROPIC, content_type="application/json")

@@ -7,6 +7,8 @@ import httpx
 import openai
 import pytest
 
+from responses_app.api.clients import Client, client_key
+
 from .conftest import CONTROL_TOKEN, anthropic_client, chat, control, create_api_key, make_server, openai_client
 
 KEY = "mk-team-a-key-0123456789abcdef"
@@ -89,10 +91,7 @@ def test_keys_are_not_required_by_default(server):
 
 
 def test_each_test_run_has_its_own_rate_limit_budget(rf):
-    from responses_app.api.clients import Client
-    from responses_app.api.errors import client_key
-
-    first, second, plain = (rf.post("/v1/chat/completions", HTTP_AUTHORIZATION="Bearer sk-shared") for _ in range(3))
-    first.client, second.client, plain.client = Client(test_id="run-1"), Client(test_id="run-2"), Client()
-    keys = {client_key(first), client_key(second), client_key(plain)}
+    request = rf.post("/v1/chat/completions", HTTP_AUTHORIZATION="Bearer sk-shared")
+    keys = {client_key(request, Client(test_id="run-1")), client_key(request, Client(test_id="run-2")),
+            client_key(request, Client())}
     assert len(keys) == 3 and all(key.startswith("key:") and "sk-shared" not in key for key in keys)

@@ -5,6 +5,7 @@ import types
 import pytest
 
 from responses_app.api import sse
+from responses_app.api.record import RequestRecord
 from responses_app.canned.fields import EntryError
 from responses_app.api.faults import plan_for, random_failures
 from responses_app.api.rate_limits import RateLimiter, seconds_text
@@ -130,15 +131,15 @@ class VirtualClock:
         self.now += max(seconds, 0)
 
 
-def run_paced(monkeypatch, events, **kw) -> tuple[list[tuple[float, bytes]], dict]:
+def run_paced(monkeypatch, events, **kw) -> tuple[list[tuple[float, bytes]], RequestRecord]:
     clock = VirtualClock()
     fake = types.SimpleNamespace(get_running_loop=lambda: clock, sleep=clock.sleep,
                                  CancelledError=asyncio.CancelledError)
     monkeypatch.setattr(sse, "asyncio", fake)
-    log: dict = {}
+    log = RequestRecord()
 
     async def collect():
-        return [(clock.now, part) async for part in sse.deliver(events, log_fields=log,
+        return [(clock.now, part) async for part in sse.deliver_events(events, record=log,
                                                                  error_event=lambda m: b"ERR", **kw)]
 
     return asyncio.run(collect()), log
@@ -154,7 +155,7 @@ def test_a_stream_that_fell_behind_sends_what_is_due_in_one_write(monkeypatch):
     monkeypatch.setattr(sse, "asyncio", fake)
 
     async def collect():
-        return [(clock.now, p) async for p in sse.deliver([b"x"] * 101, log_fields={}, error_event=bytes, duration=1.0)]
+        return [(clock.now, p) async for p in sse.deliver_events([b"x"] * 101, record=RequestRecord(), error_event=bytes, duration=1.0)]
 
     sent = asyncio.run(collect())
     assert b"".join(p for _, p in sent) == b"x" * 101
@@ -167,7 +168,7 @@ def test_a_paced_stream_keeps_its_schedule(monkeypatch):
     assert [part for _, part in sent] == events
     assert sent[0][0] == pytest.approx(0.25) and sent[-1][0] == pytest.approx(10.25)
     assert sent[250][0] == pytest.approx(5.25)  # evenly spread: no drift
-    assert log["stream_end"] == "completed"
+    assert log.stream_end == "completed"
 
 
 def test_jitter_varies_the_gaps_the_same_way_for_a_seed(monkeypatch):
@@ -183,7 +184,7 @@ def test_jitter_varies_the_gaps_the_same_way_for_a_seed(monkeypatch):
 def test_a_broken_stream_stops_after_the_chunks_asked_for(monkeypatch, mode, last):
     sent, log = run_paced(monkeypatch, [b"e%d" % i for i in range(10)], fault={"mode": mode, "after_chunks": 3})
     assert b"".join(part for _, part in sent) == b"e0e1e2" + last
-    assert log["stream_end"] == f"fault:{mode}"
+    assert log.stream_end == f"fault:{mode}"
 
 
 def test_no_done_drops_only_the_final_event(monkeypatch):
@@ -195,7 +196,7 @@ def test_a_stall_after_some_milliseconds_keeps_the_stream_open(monkeypatch):
     sent, log = run_paced(monkeypatch, [b"e%d" % i for i in range(100)], duration=1.0,
                           fault={"mode": "stall", "after_ms": 500}, stall_seconds=60)
     assert 45 <= len(sent) <= 52 and sent[-1][0] <= 0.5 and sent[-1][1] != b"e99"
-    assert log["stream_end"] == "fault:stall"
+    assert log.stream_end == "fault:stall"
 
 
 def test_disconnect_raises_to_drop_the_connection(monkeypatch):

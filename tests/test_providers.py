@@ -17,7 +17,7 @@ def events(raw: list[bytes]) -> list[str]:
 
 
 def test_openai_prompt_is_the_last_user_message_with_parts_joined():
-    chat = openai.parse_request({"model": "m", "messages": [
+    chat = openai.parse({"model": "m", "messages": [
         {"role": "user", "content": "first"},
         {"role": "assistant", "content": "reply"},
         {"role": "user", "content": [{"type": "text", "text": "line one"}, {"type": "image_url", "image_url": {"url": "u"}},
@@ -28,7 +28,7 @@ def test_openai_prompt_is_the_last_user_message_with_parts_joined():
 
 
 def test_openai_tokens_are_counted_over_the_real_text():
-    chat = openai.parse_request({"model": "m", "messages": [
+    chat = openai.parse({"model": "m", "messages": [
         {"role": "system", "content": "Be brief."},
         {"role": "assistant", "content": None,
          "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
@@ -39,9 +39,9 @@ def test_openai_tokens_are_counted_over_the_real_text():
 
 
 def test_openai_stream_bytes_follow_the_wire_format():
-    chat = openai.parse_request({"model": "m", "stream": True, "stream_options": {"include_usage": True},
+    chat = openai.parse({"model": "m", "stream": True, "stream_options": {"include_usage": True},
                                  "messages": [{"role": "user", "content": "hi"}]})
-    raw = events(list(openai.iter_stream(chat, INDEX.find(chat), IDS)))
+    raw = events(list(openai.render_stream(chat, INDEX.find(chat), IDS)))
     assert all(e.startswith("data: ") and e.endswith("\n\n") and "\nevent:" not in e for e in raw)
     chunks = [json.loads(e[6:]) for e in raw[:-1]]
     assert raw[-1] == "data: [DONE]\n\n"
@@ -54,14 +54,14 @@ def test_openai_stream_bytes_follow_the_wire_format():
 
 
 def test_anthropic_prompt_and_system_are_read_from_blocks():
-    request = anthropic.parse_request({"model": "c", "max_tokens": 5, "system": [{"type": "text", "text": "Be brief."}],
+    request = anthropic.parse({"model": "c", "max_tokens": 5, "system": [{"type": "text", "text": "Be brief."}],
                                        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]})
     assert request.prompt == "hi" and request.input_tokens == 5
 
 
 def test_anthropic_stream_bytes_name_every_event():
-    request = anthropic.parse_request({"model": "c", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
-    raw = events(list(anthropic.iter_stream(request, INDEX.find(request), ResponseIds("msg_01x", 1))))
+    request = anthropic.parse({"model": "c", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
+    raw = events(list(anthropic.render_stream(request, INDEX.find(request), ResponseIds("msg_01x", 1))))
     names = [e.split("\n")[0].removeprefix("event: ") for e in raw]
     assert names == ["message_start", "content_block_start", "ping", "content_block_delta", "content_block_delta",
                      "content_block_delta", "content_block_stop", "message_delta", "message_stop"]
@@ -74,12 +74,12 @@ def test_anthropic_stream_bytes_name_every_event():
 @pytest.mark.parametrize("bad", [True, "1", 1.5])
 def test_n_must_be_a_real_integer(bad):
     with pytest.raises(APIError) as error:
-        openai.parse_request({"model": "m", "n": bad, "messages": [{"role": "user", "content": "x"}]})
+        openai.parse({"model": "m", "n": bad, "messages": [{"role": "user", "content": "x"}]})
     assert error.value.param == "n"
 
 
 def test_error_bodies_have_each_providers_shape():
-    assert openai.error_body(429, "slow down") == {
+    assert openai.render_error(429, "slow down") == {
         "error": {"message": "slow down", "type": "rate_limit_exceeded", "param": None, "code": None}}
-    assert anthropic.error_body(529, "busy", request_id="req_1") == {
+    assert anthropic.render_error(529, "busy", request_id="req_1") == {
         "type": "error", "error": {"type": "overloaded_error", "message": "busy"}, "request_id": "req_1"}

@@ -4,23 +4,24 @@ import json
 import socket
 import time
 
-from responses_app.api.sse import BATCH_BYTES, deliver
+from responses_app.api.record import RequestRecord
+from responses_app.api.sse import BATCH_BYTES, deliver_events
 
 
-def collect(events, log_fields):
+def collect(events, record):
     async def run():
-        return [part async for part in deliver(events, log_fields=log_fields, error_event=lambda m: b"ERR " + m.encode())]
+        return [part async for part in deliver_events(events, record=record, error_event=lambda m: b"ERR " + m.encode())]
 
     return asyncio.run(run())
 
 
 def test_events_are_batched_and_the_end_is_recorded():
     events = [b"data: %d\n\n" % i for i in range(10_000)]
-    log = {}
+    log = RequestRecord()
     parts = collect(iter(events), log)
     assert b"".join(parts) == b"".join(events)
     assert 1 < len(parts) <= len(b"".join(events)) // BATCH_BYTES + 1
-    assert log["stream_end"] == "completed"
+    assert log.stream_end == "completed"
 
 
 def test_an_error_mid_stream_ends_with_the_providers_error_event():
@@ -28,10 +29,10 @@ def test_an_error_mid_stream_ends_with_the_providers_error_event():
         yield b"data: 1\n\n"
         raise RuntimeError("boom")
 
-    log = {}
+    log = RequestRecord()
     parts = collect(events(), log)
     assert b"".join(parts).startswith(b"data: 1\n\nERR ")
-    assert log["stream_end"] == "error"
+    assert log.stream_end == "error"
 
 
 def test_a_client_that_disconnects_stops_the_stream(new_server):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 from django.http import HttpRequest
 
@@ -57,3 +58,12 @@ def identify(request: HttpRequest, index: CannedIndex, *, require_key: bool) -> 
     if info is None and not test_id and not scenario:
         return ANONYMOUS
     return Client(info.name if info else "", scenario, test_id)
+
+
+def client_key(request: HttpRequest, client: Client) -> str:
+    """Who a request is from, for rate limits: its API key (hashed, never kept), else its address;
+    and its test run, so that two runs sharing a key or a machine do not share a budget."""
+    key = presented_key(request)
+    who = "key:" + hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()[:16] if key else \
+        "addr:" + str(request.META.get("REMOTE_ADDR", ""))
+    return f"{who}|test:{client.test_id}" if client.test_id else who

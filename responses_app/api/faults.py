@@ -1,18 +1,34 @@
 """Failures and timing on demand: what to break or slow down for one request, decided in one place.
 
-Sources, strongest first: the request's X-Mock-* headers, the matched entry's options, the
-`models:` rules of the responses file's `settings:` (by model glob), then its global settings.
+Two moments: before a view reads the request (`before_view`: an error asked for with X-Mock-Status,
+whatever the path and body, and a note when a client retried too early), and once the answer is found
+(`decide`: the plan's error, stream fault and timing, and the rate limits). Sources of the plan,
+strongest first: the request's X-Mock-* headers, the matched entry's options, the `models:` rules of the
+responses file's `settings:` (by model glob), then its global settings. errors.py renders what is decided.
 """
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
+import logging
 import random
 import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from django.http import HttpRequest, HttpResponse
+
+from responses_app.api.clients import client_key
+from responses_app.api.errors import error_response, mock_error_response, retry_after_of
+from responses_app.api.rate_limits import Budget, rate_limiter
+from responses_app.api.record import RequestRecord, record_of
 from responses_app.canned.fault_schema import header_params, parse_error, parse_stream_error, parse_timing
+from responses_app.canned.fields import EntryError
+from responses_app.canned.matching import Match
+from responses_app.providers.common import APIError
+
+logger = logging.getLogger("mockllm.faults")
 
 ERROR_MODEL = re.compile(r"^mock-error-(\d{3})$")
 
@@ -26,6 +42,8 @@ class Plan:
     error: dict[str, Any] | None = None
     timing: dict[str, Any] = field(default_factory=dict)
     stream_error: dict[str, Any] | None = None
+    budget: Budget | None = None  # the client's rate-limit budgets after this request, when limits are set
+    refusal: HttpResponse | None = None  # the error answer, when the request is refused
 
 
 class RandomFailures:
@@ -105,3 +123,59 @@ def error_from_headers(headers: Mapping[str, str]) -> dict[str, Any] | None:
         if header in headers:
             spec[key] = headers[header]
     return parse_error(spec, "X-Mock-Status")
+
+
+def mock_headers(request: HttpRequest) -> dict[str, str]:
+    """The request's X-Mock-* headers, by lower-case name."""
+    return {name[5:].lower().replace("_", "-"): value for name, value in request.META.items()
+            if name.startswith("HTTP_X_MOCK_")}
+
+
+def refuse(request: HttpRequest, spec: Mapping[str, Any], *, source: str, budget: Budget | None = None) -> HttpResponse:
+    """Answer with the error asked for, and remember the retry-after given, to notice a client that
+    comes back sooner."""
+    response = mock_error_response(request, spec, source=source, budget=budget)
+    retry_after = retry_after_of(spec, budget)
+    if retry_after is not None:
+        rate_limiter.note_retry_after(client_key(request, record_of(request).client), retry_after)
+    return response
+
+
+def before_view(request: HttpRequest) -> HttpResponse | None:
+    """Before the request is read: note a client that came back before its retry-after, and answer
+    `X-Mock-Status` on any /v1/ path."""
+    record = record_of(request)
+    early = rate_limiter.early_by(client_key(request, record.client))
+    if early is not None:
+        record.notes["early_retry_ms"] = round(early * 1000)
+        logger.warning("a client retried %.0f ms before the retry-after it was given", early * 1000,
+                       extra={"event": "early_retry", "client": client_key(request, record.client),
+                              "early_ms": round(early * 1000)})
+    if "HTTP_X_MOCK_STATUS" not in request.META:
+        return None
+    try:
+        spec = error_from_headers(mock_headers(request))
+    except EntryError as exc:
+        return error_response(request, 400, f"{exc.message} (in the X-Mock-* headers)")
+    return refuse(request, spec, source="X-Mock-Status header")
+
+
+def decide(request: HttpRequest, record: RequestRecord, match: Match, settings: Mapping[str, Any]) -> Plan:
+    """The plan for a request whose answer was found: its failures and timing, and its rate limits."""
+    try:
+        plan = plan_for(mock_headers(request), record.model or "", match.entry.faults if match.entry else None,
+                        settings)
+    except EntryError as exc:
+        raise APIError(400, f"{exc.message} (in the X-Mock-* headers)") from None
+    budget = None
+    if settings.get("rate_limits"):
+        budget = rate_limiter.spend(client_key(request, record.client), settings["rate_limits"],
+                                    (record.input_tokens or 0) + (record.output_tokens or 0))
+        if budget.retry_after is not None:
+            refusal = refuse(request, {"status": 429, "retry_after": budget.retry_after}, source="rate limit",
+                             budget=budget)
+            return dataclasses.replace(plan, budget=budget, refusal=refusal)
+    if plan.error is not None:
+        refusal = refuse(request, plan.error, source="error asked for", budget=budget)
+        return dataclasses.replace(plan, budget=budget, refusal=refusal)
+    return dataclasses.replace(plan, budget=budget) if budget is not None else plan

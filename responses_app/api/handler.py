@@ -3,20 +3,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from typing import Any, Awaitable, Callable
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.exceptions import RequestAborted
+from django.core.exceptions import ImproperlyConfigured, RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.db import connections
+from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpResponseBase
-from django.test.utils import override_settings
 from django.urls import set_script_prefix
+from django.utils.module_loading import import_string
 
-from responses_app.canned.index import canned_index
+from responses_app.api.record import record_of
 from responses_app.api.sse import StreamAborted
+from responses_app.canned.index import canned_index
 
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[Any]]
 
@@ -39,9 +40,18 @@ class APIHandler(ASGIHandler):
         self._polling = False
 
     def load_middleware(self, is_async: bool = False) -> None:
-        # BaseHandler reads settings.MIDDLEWARE while it builds the chain; this runs once, at start-up.
-        with override_settings(MIDDLEWARE=settings.MOCKLLM_API_MIDDLEWARE):
-            super().load_middleware(is_async=False)
+        """The chain of MOCKLLM_API_MIDDLEWARE around the view, built as BaseHandler builds it for
+        settings.MIDDLEWARE, synchronously: these middleware run natively in both modes and use only
+        __call__ (no process_view, process_exception or process_template_response hooks)."""
+        self._view_middleware, self._template_response_middleware, self._exception_middleware = [], [], []
+        handler = convert_exception_to_response(self._get_response)
+        for path in reversed(settings.MOCKLLM_API_MIDDLEWARE):
+            middleware = import_string(path)
+            if any(hasattr(middleware, hook) for hook in ("process_view", "process_exception",
+                                                          "process_template_response")):
+                raise ImproperlyConfigured(f"{path}: the API handler runs only a middleware's __call__")
+            handler = convert_exception_to_response(middleware(handler))
+        self._middleware_chain = handler
 
     async def handle(self, scope: dict, receive: Any, send: Any) -> None:
         if not self._polling:  # only processes that serve the API poll for changes made elsewhere
@@ -59,7 +69,7 @@ class APIHandler(ASGIHandler):
                 if canned_index.needs_rebuild():
                     await sync_to_async(rebuild_index)()
                 response = self.get_response(request)
-            hold = getattr(response, "mockllm_hold", 0)
+            hold = record_of(request).hold if request is not None else 0.0
             if response.streaming or hold:
                 await self._send_watching_disconnect(response, send, receive, hold)
             else:
@@ -98,69 +108,6 @@ class APIHandler(ASGIHandler):
 def _consume_outcome(task: asyncio.Task) -> None:
     if not task.cancelled():
         task.exception()
-
-
-def abort_broken_responses_under_daphne() -> None:
-    """Make daphne drop a connection whose application failed after the response started (and leave
-    request bodies to the application, see below).
-
-    Daphne logs such a failure and then tries to answer 500, which cannot go out once headers were
-    sent, so the client waits forever. Uvicorn aborts the connection instead, which is what a client
-    must see, and what the `disconnect` stream fault asks for. This patch does the same for daphne.
-    """
-    try:
-        from daphne.http_protocol import WebRequest
-    except ImportError:  # pragma: no cover - daphne is a dependency
-        return
-    if getattr(WebRequest.handle_exception, "aborts_started_responses", False):
-        return
-    original = WebRequest.handle_exception
-
-    def handle_exception(self: Any, exception: BaseException) -> None:
-        if getattr(self, "_response_started", False):
-            transport = self.channel.transport if self.channel is not None else None
-            if transport is not None:
-                transport.abortConnection()
-            return
-        original(self, exception)
-
-    handle_exception.aborts_started_responses = True  # type: ignore[attr-defined]
-    WebRequest.handle_exception = handle_exception
-    leave_bodies_to_the_application(WebRequest)
-
-
-def leave_bodies_to_the_application(request_class: Any) -> None:
-    """Keep Twisted, under daphne, from parsing multipart/form-data bodies itself.
-
-    Twisted parses such a body before daphne sees the request and, when it is malformed, answers a
-    bare 400 and drops the connection: no error shape, no keep-alive. Daphne hands the raw body to
-    the application anyway, so the content type is hidden from Twisted's parser and put back before
-    daphne builds the ASGI scope; the API then answers 415 in the provider's shape.
-    """
-    original_received, original_process = request_class.requestReceived, request_class.process
-
-    def requestReceived(self: Any, command: bytes, path: bytes, version: bytes) -> None:
-        content_type = self.requestHeaders.getRawHeaders(b"content-type")
-        if content_type and any(b"multipart/" in value.lower() for value in content_type):
-            self._mockllm_content_type = content_type
-            self.requestHeaders.removeHeader(b"content-type")
-        original_received(self, command, path, version)
-
-    def process(self: Any) -> None:
-        hidden = self.__dict__.pop("_mockllm_content_type", None)
-        if hidden is not None:
-            self.requestHeaders.setRawHeaders(b"content-type", hidden)
-        original_process(self)
-
-    request_class.requestReceived = requestReceived
-    request_class.process = process
-
-
-class QuietStreamAborted(logging.Filter):
-    """A `disconnect` fault is asked for: daphne need not log it as an application crash."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and isinstance(record.exc_info[1], StreamAborted))
 
 
 def rebuild_index() -> None:

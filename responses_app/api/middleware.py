@@ -1,4 +1,4 @@
-"""Async-native middleware: the JSON access log, and the provider error shape as a last resort."""
+"""Async-native middleware: the JSON access log, and the checks every /v1/ request passes before a view."""
 from __future__ import annotations
 
 import logging
@@ -9,19 +9,16 @@ from typing import Any, Callable
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
-from django.utils import timezone
 
-from responses_app.canned.fields import EntryError
-from responses_app.api.errors import client_key, error_response, mock_error_response, mock_headers
-from responses_app.api.faults import error_from_headers
-from responses_app.api.rate_limits import rate_limiter
-from responses_app.api.clients import ANONYMOUS, identify
+from responses_app.api import faults
+from responses_app.api.clients import identify
+from responses_app.api.errors import error_response
+from responses_app.api.record import RequestRecord, record_of
 from responses_app.canned.index import canned_index
+from responses_app.providers.common import APIError
 from responses_app.team.journal import record_request
-from responses_app.providers.common import APIError, new_request_id
 
 access_logger = logging.getLogger("mockllm.access")
-fault_logger = logging.getLogger("mockllm.faults")
 
 
 class _Middleware:
@@ -58,22 +55,19 @@ class _Middleware:
 class AccessLogMiddleware(_Middleware):
     """One JSON line per request, written when the answer is complete (for streams: when they end).
 
-    Views add what they know (provider, model, match, stream end) to `request.log_fields`.
-    Prompt and answer texts are not logged.
+    It attaches the request's record (record.py), which the rest of the path fills in. Prompt and
+    answer texts are not logged.
     """
 
     def before(self, request: HttpRequest) -> None:
-        request.started_at = time.perf_counter()
-        request.received_at = timezone.now()
-        request.request_id = new_request_id()
-        request.log_fields = {}
-        request.client = ANONYMOUS
+        request.mockllm = RequestRecord()
         return None
 
     def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        record = record_of(request)
         if request.path.startswith("/v1"):
-            response["x-request-id"] = request.request_id  # what openai-python reads
-            response["request-id"] = request.request_id  # what anthropic-python reads
+            response["x-request-id"] = record.request_id  # what openai-python reads
+            response["request-id"] = record.request_id  # what anthropic-python reads
         if response.streaming and getattr(response, "is_async", False):
             response.streaming_content = self._log_when_done(request, response, response.streaming_content)
         else:
@@ -85,60 +79,55 @@ class AccessLogMiddleware(_Middleware):
             async for part in content:
                 yield part
         finally:
-            request.log_fields.setdefault("stream_end", "client_disconnected")
+            record = record_of(request)
+            if record.stream_end is None:
+                record.stream_end = "client_disconnected"
             self._log(request, response)
 
     def _log(self, request: HttpRequest, response: HttpResponseBase) -> None:
-        duration_ms = round((time.perf_counter() - request.started_at) * 1000, 2)
+        record = record_of(request)
+        duration_ms = round((time.perf_counter() - record.started_at) * 1000, 2)
         if settings.MOCKLLM_JOURNAL and request.path.startswith("/v1"):  # the admin and control API are not journaled
-            record_request(request, response, duration_ms)
+            record_request(request, record, response, duration_ms)
         if not access_logger.isEnabledFor(logging.INFO):
             return
         status = response.status_code
-        client = request.client
-        if client is not ANONYMOUS:
-            request.log_fields.update(api_key=client.key_name, scenario=client.scenario, test_id=client.test_id)
         access_logger.log(
             logging.WARNING if status >= 500 else logging.INFO,
             "%s %s %s", request.method, request.path, status,
             extra={
                 "event": "request",
-                "request_id": request.request_id,
+                "request_id": record.request_id,
                 "method": request.method,
                 "path": request.path,
                 "status": status,
                 "duration_ms": duration_ms,
-                **request.log_fields,
+                **record.log_fields(),
             },
         )
 
 
 class ProviderErrorMiddleware(_Middleware):
-    """For /v1/: notice early retries, answer X-Mock-Status, refuse oversized bodies early, and turn
-    any non-JSON error page into the provider's shape.
+    """For /v1/: identify the client (401 for a key that is required and not known), answer X-Mock-Status,
+    refuse oversized bodies early, and turn any non-JSON error page into the provider's shape.
 
     Views and DRF's exception handler already answer in the provider's shape; this catches what
     happens outside them (an unmatched URL or an error page Django renders itself, in DEBUG too).
+    It is in both middleware lists (settings.py), so Django's test client sees what clients see;
+    outside /v1/ it does nothing.
     """
 
     def before(self, request: HttpRequest) -> HttpResponse | None:
+        if not request.path.startswith("/v1"):
+            return None
+        record = record_of(request)
         try:
-            request.client = identify(request, canned_index.current(),
-                                      require_key=settings.MOCKLLM_REQUIRE_API_KEY)
+            record.client = identify(request, canned_index.current(), require_key=settings.MOCKLLM_REQUIRE_API_KEY)
         except APIError as exc:
             return error_response(request, exc.status_code, exc.message, code=exc.code)
-        client = client_key(request)
-        early = rate_limiter.early_by(client)
-        if early is not None:  # did the client behave? it came back before the retry-after it was given
-            request.log_fields["early_retry_ms"] = round(early * 1000)
-            fault_logger.warning("a client retried %.0f ms before the retry-after it was given", early * 1000,
-                                 extra={"event": "early_retry", "client": client, "early_ms": round(early * 1000)})
-        if "HTTP_X_MOCK_STATUS" in request.META:
-            try:
-                spec = error_from_headers(mock_headers(request))
-            except EntryError as exc:
-                return error_response(request, 400, f"{exc.message} (in the X-Mock-* headers)")
-            return mock_error_response(request, spec, source="X-Mock-Status header")
+        refusal = faults.before_view(request)
+        if refusal is not None:
+            return refusal
         length = request.META.get("CONTENT_LENGTH")
         if length and length.isdigit() and int(length) > settings.MOCKLLM_MAX_BODY_BYTES:
             return error_response(
@@ -149,6 +138,8 @@ class ProviderErrorMiddleware(_Middleware):
         return None
 
     def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        if not request.path.startswith("/v1"):
+            return response
         if response.status_code >= 400 and not response.get("Content-Type", "").startswith("application/json"):
             response = self._replacement(request, response)
         if not response.streaming:  # a plain body, not chunked: as the real APIs send it

@@ -7,6 +7,8 @@ import random
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, Mapping
 
+from responses_app.api.record import RequestRecord
+
 logger = logging.getLogger("mockllm.sse")
 
 # Without pacing, several events go out in one write: clients parse the same events either way,
@@ -20,12 +22,19 @@ class StreamAborted(Exception):
     """Raised to drop the connection in the middle of a stream (the `disconnect` fault)."""
 
 
-async def deliver(
-    events: Iterable[bytes], *, log_fields: dict, error_event: Callable[[str], bytes],
+class QuietStreamAborted(logging.Filter):
+    """For the ASGI server's loggers: a `disconnect` fault was asked for, not an application crash."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], StreamAborted))
+
+
+async def deliver_events(
+    events: Iterable[bytes], *, record: RequestRecord, error_event: Callable[[str], bytes],
     ttft: float = 0.0, duration: float = 0.0, jitter: float = 0.0, seed: int | None = None,
     fault: Mapping[str, Any] | None = None, stall_seconds: float = 300.0,
 ) -> AsyncIterator[bytes]:
-    """Yield the events, noting in `log_fields["stream_end"]` how the stream ended.
+    """Yield the events, noting in `record.stream_end` how the stream ended.
 
     Unpaced and unbroken streams go out in batches. Otherwise each event is its own write: the first
     after `ttft` seconds, the rest spread evenly over `duration` (each gap varied by up to ±`jitter`
@@ -39,18 +48,19 @@ async def deliver(
                 yield part
         else:
             async for part in _paced(list(events), error_event, ttft, duration, jitter, seed, fault, stall_seconds,
-                                     log_fields):
+                                     record):
                 yield part
-        log_fields.setdefault("stream_end", "completed")
+        if record.stream_end is None:
+            record.stream_end = "completed"
     except (asyncio.CancelledError, GeneratorExit):
-        log_fields["stream_end"] = "client_disconnected"
+        record.stream_end = "client_disconnected"
         raise
     except StreamAborted:
-        log_fields["stream_end"] = "fault:disconnect"
+        record.stream_end = "fault:disconnect"
         raise
     except Exception:
         logger.exception("error while streaming an answer")
-        log_fields["stream_end"] = "error"
+        record.stream_end = "error"
         yield error_event("The server had an error while streaming the answer.")
 
 
@@ -76,7 +86,7 @@ async def _batched(events: Iterable[bytes]) -> AsyncIterator[bytes]:
 
 async def _paced(
     events: list[bytes], error_event: Callable[[str], bytes], ttft: float, duration: float, jitter: float,
-    seed: int | None, fault: Mapping[str, Any] | None, stall_seconds: float, log_fields: dict,
+    seed: int | None, fault: Mapping[str, Any] | None, stall_seconds: float, record: RequestRecord,
 ) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     rng = random.Random(seed)
@@ -101,7 +111,7 @@ async def _paced(
                 fault_time = start + fault.get("after_ms", 0) / 1000
                 if "after_ms" in fault and loop.time() < fault_time:
                     await asyncio.sleep(fault_time - loop.time())
-                log_fields["stream_end"] = f"fault:{mode}"
+                record.stream_end = f"fault:{mode}"
                 async for part in _break(mode, error_event, stall_seconds):
                     yield part
                 return

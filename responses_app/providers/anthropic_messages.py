@@ -13,11 +13,12 @@ from responses_app.providers.chunking import split_text
 from responses_app.canned.matching import Match
 from responses_app.canned.tokens import count_all, tool_texts
 from responses_app.providers.common import (
-    ResponseIds, dumps, invalid, json_type, new_ids, optional_bool, optional_int, parse_tools, require_list,
+    ResponseIds, dumps, invalid, json_type, make_ids, optional_bool, optional_int, parse_tools, require_list,
     require_str,
 )
 
 NAME = "anthropic"
+ENDPOINT = "messages"
 ROLES = ("user", "assistant")
 ARGUMENT_PIECE = 16  # characters of tool input JSON per input_json_delta
 DEFAULT_THINKING = "The question matches a canned answer, so the reply is already known."
@@ -67,7 +68,7 @@ def _tools(data: dict) -> tuple[Tool, ...]:
     return parse_tools(data, lambda tool: (tool.get("name"), tool.get("input_schema")), "tools.{i}")
 
 
-def parse_request(data: dict, *, endpoint: str = "messages") -> ChatRequest:
+def parse(data: dict, *, endpoint: str = "messages") -> ChatRequest:
     """Validate a messages body (or a count_tokens body); raise APIError(400) naming the first bad field."""
     model = require_str(data, "model")
     if endpoint == "messages":
@@ -117,8 +118,8 @@ def parse_request(data: dict, *, endpoint: str = "messages") -> ChatRequest:
     )
 
 
-def new_response_ids() -> ResponseIds:
-    return new_ids("msg_01", 22)
+def new_ids() -> ResponseIds:
+    return make_ids("msg_01", 22)
 
 
 def _usage(request: ChatRequest, match: Match, output_tokens: int | None = None) -> dict:
@@ -172,7 +173,7 @@ def _event(name: str, payload: dict) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + dumps(payload) + b"\n\n"
 
 
-def iter_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char") -> Iterator[bytes]:
+def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char") -> Iterator[bytes]:
     """The SSE events of a streamed answer: every event named; text one character (or `chunk`) per delta."""
     start = {
         "id": _ids(match.reply, ids), "type": "message", "role": "assistant", "model": request.model,
@@ -209,12 +210,17 @@ def iter_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any
     yield _event("message_stop", {"type": "message_stop"})
 
 
-def render_count(request: ChatRequest) -> bytes:
+def parse_count(data: dict) -> ChatRequest:
+    """A POST /v1/messages/count_tokens body: a messages body without `max_tokens`."""
+    return parse(data, endpoint="count_tokens")
+
+
+def count(request: ChatRequest) -> bytes:
     """The body of POST /v1/messages/count_tokens: the same count as `usage.input_tokens`."""
     return dumps({"input_tokens": request.input_tokens})
 
 
-def error_body(status: int, message: str, *, param: str | None = None, code: str | None = None,
+def render_error(status: int, message: str, *, param: str | None = None, code: str | None = None,
                error_type: str | None = None, request_id: str | None = None) -> dict:
     body: dict = {
         "type": "error",
@@ -226,6 +232,6 @@ def error_body(status: int, message: str, *, param: str | None = None, code: str
     return body
 
 
-def stream_error_event(message: str) -> bytes:
+def render_stream_error(message: str) -> bytes:
     """A mid-stream error event; the SDK raises APIStatusError with this body."""
-    return _event("error", error_body(500, message))
+    return _event("error", render_error(500, message))

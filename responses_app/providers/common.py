@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import orjson
-from django.conf import settings
 from rest_framework.exceptions import APIException
-from rest_framework.negotiation import BaseContentNegotiation
 
 from responses_app.canned.conversation import Tool
 
@@ -62,36 +60,6 @@ def parse_json_object(raw: bytes) -> dict:
     if not isinstance(data, dict):
         raise invalid(f"The request body must be a JSON object, not {json_type(data)}.")
     return data
-
-
-class IgnoreAcceptNegotiation(BaseContentNegotiation):
-    """Always JSON: clients send `Accept: application/json` even for streams, and some send nothing."""
-
-    def select_parser(self, request: Any, parsers: list) -> Any:
-        return parsers[0] if parsers else None
-
-    def select_renderer(self, request: Any, renderers: list, format_suffix: str | None = None) -> tuple:
-        return renderers[0], renderers[0].media_type
-
-
-def read_json_body(request: Any) -> dict:
-    """The request's JSON object; 415 unless the body is declared as JSON, 413 when it is too big.
-
-    The body is read directly rather than through DRF's request.data, which treats a body sent
-    without Content-Length (chunked) as empty.
-    """
-    content_type = request.content_type or ""
-    media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        shown = repr(content_type) if content_type else "none"
-        raise APIError(415, f"Content-Type must be application/json (got {shown}).", code="unsupported_media_type")
-    raw = request._request.body
-    if len(raw) > settings.MOCKLLM_MAX_BODY_BYTES:
-        raise APIError(
-            413, f"The request body is {len(raw)} bytes; this server accepts at most "
-            f"{settings.MOCKLLM_MAX_BODY_BYTES} (MOCKLLM_MAX_BODY_BYTES).",
-        )
-    return parse_json_object(raw)
 
 
 def json_type(value: Any) -> str:
@@ -158,7 +126,7 @@ class ResponseIds:
     created: int
 
 
-def new_ids(prefix: str, length: int = 24) -> ResponseIds:
+def make_ids(prefix: str, length: int = 24) -> ResponseIds:
     return ResponseIds(prefix + secrets.token_hex(length // 2), int(time.time()))
 
 

@@ -10,11 +10,12 @@ from responses_app.providers.chunking import split_text
 from responses_app.canned.matching import Match
 from responses_app.canned.tokens import count_all, tool_texts
 from responses_app.providers.common import (
-    ResponseIds, dumps, invalid, json_type, new_ids, optional_bool, optional_int, require_list, require_str,
+    ResponseIds, dumps, invalid, json_type, make_ids, optional_bool, optional_int, require_list, require_str,
 )
 from responses_app.providers.common import parse_tools as common_parse_tools
 
 NAME = "openai"
+ENDPOINT = "chat"
 SYSTEM_FINGERPRINT = "fp_mockllm"
 ROLES = ("developer", "system", "user", "assistant", "tool", "function")
 ARGUMENT_PIECE = 16  # characters of tool-call arguments per streamed fragment
@@ -85,7 +86,7 @@ def structured_output(response_format: Any) -> tuple[dict | None, bool]:
     return None, response_format.get("type") == "json_object"
 
 
-def parse_request(data: dict) -> ChatRequest:
+def parse(data: dict) -> ChatRequest:
     """Validate a chat completions body; raise APIError(400) naming the first bad field."""
     model = require_str(data, "model")
     messages = require_list(data, "messages")
@@ -155,8 +156,8 @@ def usage(request: ChatRequest, match: Match) -> dict:
     }
 
 
-def new_response_ids() -> ResponseIds:
-    return new_ids("chatcmpl-")
+def new_ids() -> ResponseIds:
+    return make_ids("chatcmpl-")
 
 
 def call_ids(reply: Reply) -> list[str]:
@@ -195,7 +196,7 @@ def render_json(request: ChatRequest, match: Match, ids: ResponseIds) -> bytes:
     })
 
 
-def iter_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char") -> Iterator[bytes]:
+def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char") -> Iterator[bytes]:
     """The SSE events of a streamed answer: one chunk per character (or `chunk`) of text, tool-call arguments in
     fragments that each carry the call's `index`; every chunk a complete `data:` event."""
     reply = match.reply
@@ -236,7 +237,7 @@ def iter_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any
     yield b"data: [DONE]\n\n"
 
 
-def error_body(status: int, message: str, *, param: str | None = None, code: str | None = None,
+def render_error(status: int, message: str, *, param: str | None = None, code: str | None = None,
                error_type: str | None = None, request_id: str | None = None) -> dict:
     return {
         "error": {
@@ -248,6 +249,6 @@ def error_body(status: int, message: str, *, param: str | None = None, code: str
     }
 
 
-def stream_error_event(message: str) -> bytes:
+def render_stream_error(message: str) -> bytes:
     """A mid-stream error: the SDK raises openai.APIError on any chunk with an `error` key."""
-    return b"data: " + dumps(error_body(500, message)) + b"\n\n"
+    return b"data: " + dumps(render_error(500, message)) + b"\n\n"

@@ -8,11 +8,12 @@ from responses_app.canned.conversation import ChatRequest
 from responses_app.providers.chunking import split_text
 from responses_app.canned.matching import Match
 from responses_app.canned.tokens import count_tokens
-from responses_app.providers.common import ResponseIds, dumps, invalid, new_ids, optional_bool, optional_int, require_str
-from responses_app.providers.openai_chat import SYSTEM_FINGERPRINT, effective_ids, error_body, stream_error_event
+from responses_app.providers.common import ResponseIds, dumps, invalid, make_ids, optional_bool, optional_int, require_str
+from responses_app.providers.openai_chat import SYSTEM_FINGERPRINT, effective_ids, render_error, render_stream_error
 
 NAME = "openai"
-__all__ = ["error_body", "iter_stream", "parse_request", "render_json", "stream_error_event"]
+ENDPOINT = "completions"
+__all__ = ["render_error", "render_stream", "parse", "render_json", "render_stream_error"]
 
 
 def _prompt_text(prompt: object) -> str:
@@ -30,7 +31,7 @@ def _prompt_text(prompt: object) -> str:
     raise invalid("`prompt` must be a string, an array of strings, or an array of token ids.", "prompt")
 
 
-def parse_request(data: dict) -> ChatRequest:
+def parse(data: dict) -> ChatRequest:
     model = require_str(data, "model")
     if "prompt" not in data:
         raise invalid("`prompt` is required.", "prompt")
@@ -48,8 +49,8 @@ def parse_request(data: dict) -> ChatRequest:
     )
 
 
-def new_response_ids() -> ResponseIds:
-    return new_ids("cmpl-")
+def new_ids() -> ResponseIds:
+    return make_ids("cmpl-")
 
 
 def _usage(request: ChatRequest, match: Match) -> dict:
@@ -70,7 +71,7 @@ def render_json(request: ChatRequest, match: Match, ids: ResponseIds) -> bytes:
     })
 
 
-def iter_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char") -> Iterator[bytes]:
+def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char") -> Iterator[bytes]:
     """Chunks of the same `text_completion` object: one character each, then the finish, then [DONE]."""
     ids = effective_ids(match.reply, ids)
     head = (b'data: {"id":' + dumps(ids.response_id) + b',"object":"text_completion","created":'

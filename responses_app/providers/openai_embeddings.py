@@ -17,11 +17,12 @@ from django.conf import settings
 
 from responses_app.canned.tokens import count_tokens
 from responses_app.providers.common import dumps, invalid, json_type, optional_int, require_str
-from responses_app.providers.openai_chat import error_body
+from responses_app.providers.openai_chat import render_error
 
 NAME = "openai"
+ENDPOINT = "embeddings"
 POSITIONS_PER_WORD = 8
-__all__ = ["error_body", "parse_request", "render_json", "vector_for"]
+__all__ = ["render_error", "parse", "render_json", "vector_for"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,7 @@ def _as_text(item: object, where: str) -> str:
     raise invalid(f"`{where}` must be a string or an array of token ids, not {json_type(item)}.", where)
 
 
-def parse_request(data: dict) -> EmbeddingsRequest:
+def parse(data: dict) -> EmbeddingsRequest:
     model = require_str(data, "model")
     raw = data.get("input")
     if raw is None:

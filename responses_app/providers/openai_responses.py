@@ -11,14 +11,15 @@ from responses_app.canned.conversation import ChatRequest
 from responses_app.providers.chunking import split_text
 from responses_app.canned.matching import Match
 from responses_app.canned.tokens import count_all, tool_texts
-from responses_app.providers.common import ResponseIds, dumps, invalid, json_type, new_ids, optional_bool, optional_int, require_str
-from responses_app.providers.openai_chat import ARGUMENT_PIECE, content_texts, effective_ids, error_body, forced_tool, parse_tools
+from responses_app.providers.common import ResponseIds, dumps, invalid, json_type, make_ids, optional_bool, optional_int, require_str
+from responses_app.providers.openai_chat import ARGUMENT_PIECE, content_texts, effective_ids, render_error, forced_tool, parse_tools
 
 NAME = "openai"
-__all__ = ["error_body", "iter_stream", "parse_request", "render_json", "stream_error_event"]
+ENDPOINT = "responses"
+__all__ = ["render_error", "render_stream", "parse", "render_json", "render_stream_error"]
 
 
-def parse_request(data: dict) -> ChatRequest:
+def parse(data: dict) -> ChatRequest:
     """Validate a Responses API body; `input` is a string or a list of input items."""
     model = require_str(data, "model")
     raw_input = data.get("input")
@@ -79,8 +80,8 @@ def parse_request(data: dict) -> ChatRequest:
     )
 
 
-def new_response_ids() -> ResponseIds:
-    return new_ids("resp_", 32)
+def new_ids() -> ResponseIds:
+    return make_ids("resp_", 32)
 
 
 def _items(match: Match, done: bool) -> list[dict]:
@@ -127,7 +128,7 @@ def render_json(request: ChatRequest, match: Match, ids: ResponseIds) -> bytes:
     return dumps(_response(request, match, ids, _items(match, True), True))
 
 
-def iter_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char") -> Iterator[bytes]:
+def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char") -> Iterator[bytes]:
     """The full event stream: created, in_progress, each item's lifecycle, completed (no [DONE])."""
     ids = effective_ids(match.reply, ids)
     sequence = 0
@@ -166,6 +167,6 @@ def iter_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any
     yield event({"type": "response.completed", "response": _response(request, match, ids, items, True)})
 
 
-def stream_error_event(message: str) -> bytes:
+def render_stream_error(message: str) -> bytes:
     payload = {"type": "error", "sequence_number": 0, "code": "server_error", "message": message, "param": None}
     return b"event: error\ndata: " + dumps(payload) + b"\n\n"

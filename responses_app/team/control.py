@@ -23,7 +23,8 @@ from responses_app.canned.fields import EntryError, mapping
 from responses_app.api.errors import error_response
 from responses_app.team.journal import journal
 from responses_app.models import CannedResponse, JournalEntry, Source
-from responses_app.providers.common import APIError, dumps, read_json_body
+from responses_app.api.body import read_json_body
+from responses_app.providers.common import APIError, dumps
 
 MAX_LIMIT = 1000
 MAX_WAIT_SECONDS = 30.0

@@ -24,17 +24,19 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from django.conf import settings
 from django.db import connections, transaction
 from django.http import HttpRequest, HttpResponseBase
-from django.utils import timezone
 
 from responses_app.models import JournalEntry
 from responses_app.team.redaction import redact_text, request_headers
 from responses_app.team.retention import expire_test_runs, prune
+
+if TYPE_CHECKING:
+    from responses_app.api.record import RequestRecord
 
 logger = logging.getLogger("mockllm.journal")
 
@@ -139,35 +141,35 @@ def _text(value: Any, limit: int) -> str:
     return str(value)[:limit] if value is not None else ""
 
 
-def record_request(request: HttpRequest, response: HttpResponseBase, duration_ms: float) -> None:
-    """Queue the journal entry for a finished /v1/ request."""
-    fields = getattr(request, "log_fields", {})
-    client = getattr(request, "client", None)
-    matched = fields.get("matched")
+def record_request(request: HttpRequest, record: RequestRecord, response: HttpResponseBase, duration_ms: float) -> None:
+    """Queue the journal entry for a finished /v1/ request, from its record (api/record.py)."""
+    client = record.client
+    matched = record.matched
+    provider = record.provider.NAME if record.provider is not None and record.endpoint is not None else None
     journal.record({
-        "created_at": getattr(request, "received_at", None) or timezone.now(),
-        "request_id": getattr(request, "request_id", ""),
-        "test_id": client.test_id if client else "",
-        "scenario": client.scenario if client else "",
-        "api_key_name": client.key_name if client else "",
+        "created_at": record.received_at,
+        "request_id": record.request_id,
+        "test_id": client.test_id,
+        "scenario": client.scenario,
+        "api_key_name": client.key_name,
         "method": request.method or "",
         "path": request.path[:300],
-        "provider": _text(fields.get("provider"), 20),
-        "endpoint": _text(fields.get("endpoint"), 40),
-        "model": _text(fields.get("model"), 200),
-        "stream": bool(fields.get("stream")),
+        "provider": _text(provider, 20),
+        "endpoint": _text(record.endpoint, 40),
+        "model": _text(record.model, 200),
+        "stream": bool(record.stream),
         "status": response.status_code,
         "matched": isinstance(matched, int),
         "entry_id": matched if isinstance(matched, int) else None,
-        "match_rule": _text(fields.get("match_rule"), 20),
-        "near_misses": list(fields.get("near_misses", ())),
-        "prompt": getattr(request, "journal_prompt", ""),
-        "stream_end": _text(fields.get("stream_end"), 40),
+        "match_rule": _text(record.match.rule if record.match else None, 20),
+        "near_misses": list(record.match.near_misses) if record.match else [],
+        "prompt": record.prompt,
+        "stream_end": _text(record.stream_end, 40),
         "duration_ms": duration_ms,
-        "input_tokens": fields.get("input_tokens"),
-        "output_tokens": fields.get("output_tokens"),
+        "input_tokens": record.input_tokens,
+        "output_tokens": record.output_tokens,
         "headers": {k: v for k, v in request.META.items() if k.startswith("HTTP_") or k == "CONTENT_TYPE"},
-        "body": (getattr(request, "_body", b"") or b"")[:settings.MOCKLLM_JOURNAL_BODY_BYTES].decode("utf-8", "replace"),
+        "body": record.body[:settings.MOCKLLM_JOURNAL_BODY_BYTES].decode("utf-8", "replace"),
     })
 
 

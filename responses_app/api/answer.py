@@ -1,0 +1,78 @@
+"""The request path of every answering endpoint, whatever its wire format: find, plan, deliver."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+
+from responses_app.api import faults
+from responses_app.api.errors import add_rate_limit_headers
+from responses_app.api.faults import Plan
+from responses_app.api.record import RequestRecord, record_of
+from responses_app.api.sse import deliver_events
+from responses_app.canned.conversation import ChatRequest
+from responses_app.canned.fault_schema import TIMING_RATES
+from responses_app.canned.index import CannedIndex, canned_index
+from responses_app.canned.matching import Match
+from responses_app.providers.base import Provider
+from responses_app.providers.chunking import split_text, stream_seconds
+
+
+def answer(request: HttpRequest, provider: Provider, parsed: ChatRequest) -> HttpResponseBase:
+    """The canned reply to a parsed request, with the failures and timing asked for, as JSON or a stream."""
+    record = record_of(request)
+    index = canned_index.current()
+    match = find(record, index, parsed)
+    plan = faults.decide(request, record, match, index.settings)
+    if plan.refusal is not None:
+        return plan.refusal
+    return deliver(record, provider, parsed, match, plan)
+
+
+def find(record: RequestRecord, index: CannedIndex, parsed: ChatRequest) -> Match:
+    """The entry that answers (or the default), noted on the record."""
+    match = index.find(parsed, record.client.scenario, record.client.test_id)
+    record.endpoint, record.model, record.stream = parsed.endpoint, parsed.model, parsed.stream
+    record.prompt = parsed.prompt
+    record.match = match
+    record.input_tokens, record.output_tokens = parsed.input_tokens, match.output_tokens
+    return match
+
+
+def deliver(record: RequestRecord, provider: Provider, parsed: ChatRequest, match: Match, plan: Plan) -> HttpResponseBase:
+    """The answer as JSON or a stream, paced as the plan says. `record.hold` is how long the handler
+    waits before sending it: a non-streamed answer takes as long as the stream would."""
+    timing = plan.timing
+    chunk = timing.get("chunk", "char")
+    ttft = timing.get("ttft_ms", 0.0) / 1000
+    duration = 0.0
+    if any(rate in timing for rate in TIMING_RATES):  # only paced answers pay for measuring themselves
+        text = match.reply.text or "".join(call.arguments for call in match.reply.tool_calls)
+        duration = stream_seconds(timing, len(split_text(text, chunk)), len(text), match.output_tokens)
+    ids = provider.new_ids()
+    response: HttpResponseBase
+    if parsed.stream:
+        events = provider.render_stream(parsed, match, ids, chunk)
+        response = StreamingHttpResponse(
+            deliver_events(events, record=record, error_event=provider.render_stream_error, ttft=ttft,
+                           duration=duration, jitter=timing.get("jitter", 0.0), seed=timing.get("seed"),
+                           fault=plan.stream_error, stall_seconds=settings.MOCKLLM_STALL_SECONDS),
+            content_type="text/event-stream; charset=utf-8",
+        )
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+        if plan.stream_error and plan.stream_error["mode"] == "timeout":
+            record.hold = settings.MOCKLLM_STALL_SECONDS  # not a byte, not even the headers
+            record.stream_end = "fault:timeout"
+    else:
+        response = HttpResponse(provider.render_json(parsed, match, ids), content_type="application/json")
+        record.hold = ttft + duration
+    response["X-Mockllm-Match"] = str(match.entry.id) if match.entry else match.rule
+    if match.near_misses:
+        response["X-Mockllm-Near-Miss"] = _header_safe("; ".join(match.near_misses))[:2000]
+    if plan.budget is not None:
+        add_rate_limit_headers(response, plan.budget, provider)
+    return response
+
+
+def _header_safe(text: str) -> str:
+    return text.encode("ascii", "backslashreplace").decode("ascii").replace("\r", " ").replace("\n", " ")

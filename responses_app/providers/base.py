@@ -1,0 +1,47 @@
+"""The one interface every wire format implements.
+
+A provider module (openai_chat, anthropic_messages, ...) is the Provider itself: module-level constants
+and functions with these names. The generic view path (api/views.py, api/answer.py) parses with it,
+finds and plans the answer, and renders with it, so adding a wire format is one module here plus its
+URL lines in api/urls.py.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from responses_app.canned.conversation import ChatRequest
+from responses_app.canned.matching import Match
+from responses_app.providers.common import ResponseIds
+
+
+class Provider(Protocol):
+    NAME: str  # the provider an entry's `provider:` restriction names, and the journal's `provider`
+    ENDPOINT: str  # the journal's `endpoint`
+
+    def parse(self, data: dict) -> ChatRequest:
+        """Validate a request body; raise APIError(400) naming the first bad field."""
+
+    def new_ids(self) -> ResponseIds:
+        """The ids and timestamp one answer carries."""
+
+    def render_json(self, request: ChatRequest, match: Match, ids: ResponseIds) -> bytes:
+        """The non-streamed answer's body."""
+
+    def render_stream(self, request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char") -> Iterator[bytes]:
+        """The streamed answer: each item one complete event, in the format's framing."""
+
+    def render_error(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
+                     error_type: str | None = None, request_id: str | None = None) -> dict:
+        """The error body, in the format's shape."""
+
+    def render_stream_error(self, message: str) -> bytes:
+        """An error event in the middle of a stream, as the format's SDK recognises one."""
+
+
+class CountsTokens(Provider, Protocol):
+    def parse_count(self, data: dict) -> ChatRequest:
+        """Validate the body of the format's token-counting endpoint."""
+
+    def count(self, request: ChatRequest) -> bytes:
+        """The body of the format's token-counting endpoint."""
