@@ -18,6 +18,7 @@ NAME = "openai"
 ENDPOINT = "chat"
 SYSTEM_FINGERPRINT = "fp_mockllm"
 ROLES = ("developer", "system", "user", "assistant", "tool", "function")
+MAX_N = 128  # choices a request may ask for
 ARGUMENT_PIECE = 16  # characters of tool-call arguments per streamed fragment
 ERROR_TYPES = {
     400: "invalid_request_error", 401: "invalid_request_error", 403: "permission_denied",
@@ -135,7 +136,7 @@ def parse(data: dict) -> ChatRequest:
         provider=NAME, endpoint="chat", model=model, prompt=prompt, user_texts=tuple(user_texts),
         system="\n".join(system), conversation="\n".join(conversation), tools=tools,
         forced_tool=forced_tool(data.get("tool_choice"), tools), has_tool_result=has_tool_result,
-        turn=assistant_turns + 1, stream=stream, n=optional_int(data, "n", minimum=1, maximum=128) or 1,
+        turn=assistant_turns + 1, stream=stream, n=optional_int(data, "n", minimum=1, maximum=MAX_N) or 1,
         include_usage=optional_bool(options or {}, "include_usage", "stream_options.include_usage"),
         input_tokens=count_all(counted + tool_texts(tools)), json_schema=schema, json_mode=json_mode,
     )

@@ -9,7 +9,7 @@ from responses_app.providers.chunking import split_text
 from responses_app.canned.matching import Match
 from responses_app.canned.tokens import count_tokens
 from responses_app.providers.common import ResponseIds, dumps, invalid, make_ids, optional_bool, optional_int, require_str
-from responses_app.providers.openai_chat import SYSTEM_FINGERPRINT, effective_ids, render_error, render_stream_error
+from responses_app.providers.openai_chat import MAX_N, SYSTEM_FINGERPRINT, effective_ids, render_error, render_stream_error
 
 NAME = "openai"
 ENDPOINT = "completions"
@@ -43,7 +43,7 @@ def parse(data: dict) -> ChatRequest:
     return ChatRequest(
         provider=NAME, endpoint="completions", model=model, prompt=prompt, user_texts=(prompt,),
         conversation=prompt, stream=optional_bool(data, "stream"),
-        n=optional_int(data, "n", minimum=1, maximum=128) or 1,
+        n=optional_int(data, "n", minimum=1, maximum=MAX_N) or 1,
         include_usage=optional_bool(options or {}, "include_usage", "stream_options.include_usage"),
         input_tokens=count_tokens(prompt),
     )

@@ -22,6 +22,7 @@ from responses_app.providers.openai_chat import render_error
 NAME = "openai"
 ENDPOINT = "embeddings"
 POSITIONS_PER_WORD = 8
+MAX_DIMENSIONS = 16384
 __all__ = ["render_error", "parse", "render_json", "vector_for"]
 
 
@@ -57,7 +58,7 @@ def parse(data: dict) -> EmbeddingsRequest:
     encoding = data.get("encoding_format", "float")
     if encoding not in ("float", "base64", None):
         raise invalid("`encoding_format` must be \"float\" or \"base64\".", "encoding_format")
-    dimensions = optional_int(data, "dimensions", minimum=1, maximum=16384) or settings.MOCKLLM_EMBEDDING_DIMENSIONS
+    dimensions = optional_int(data, "dimensions", minimum=1, maximum=MAX_DIMENSIONS) or settings.MOCKLLM_EMBEDDING_DIMENSIONS
     return EmbeddingsRequest(model, tuple(inputs), encoding == "base64", dimensions)
 
 

@@ -21,7 +21,7 @@ from responses_app.api.clients import SCENARIO_HEADER, TEST_ID_HEADER
 from responses_app.canned.entries import entry_from_row, parse_entry
 from responses_app.canned.fields import EntryError, mapping
 from responses_app.api.errors import error_response
-from responses_app.team.journal import journal
+from responses_app.team.journal import journal, row_json
 from responses_app.models import CannedResponse, JournalEntry, Source
 from responses_app.api.body import read_json_body
 from responses_app.providers.common import APIError, dumps
@@ -87,19 +87,6 @@ def _test_id(request: Request) -> str:
 
 # ---- journal ---------------------------------------------------------------------------------
 
-def journal_json(row: JournalEntry) -> dict[str, Any]:
-    return {
-        "id": row.id, "created_at": row.created_at.isoformat(), "request_id": row.request_id,
-        "test_id": row.test_id, "scenario": row.scenario, "api_key_name": row.api_key_name,
-        "method": row.method, "path": row.path, "provider": row.provider, "endpoint": row.endpoint,
-        "model": row.model, "stream": row.stream, "status": row.status, "matched": row.matched,
-        "entry_id": row.entry_id, "match_rule": row.match_rule, "near_misses": row.near_misses,
-        "prompt": row.prompt, "stream_end": row.stream_end, "duration_ms": row.duration_ms,
-        "input_tokens": row.input_tokens, "output_tokens": row.output_tokens, "headers": row.headers,
-        "body": row.body,
-    }
-
-
 JOURNAL_FILTERS = ("model", "provider", "endpoint", "scenario", "api_key_name", "request_id")
 
 
@@ -154,7 +141,7 @@ class JournalView(ControlView):
                 break
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
         page = list(rows.order_by("-id")[:limit])
-        return json_response({"object": "list", "data": [journal_json(row) for row in page],
+        return json_response({"object": "list", "data": [row_json(row) for row in page],
                               "has_more": total > len(page), "total": total})
 
     def delete(self, request: Request) -> HttpResponse:
@@ -189,7 +176,7 @@ def _set_filter(request: Request) -> QuerySet:
     return rows
 
 
-class ResponsesView(ControlView):
+class CannedResponsesView(ControlView):
     """GET: list canned responses (of a test run with ?test_id=); POST: add one; DELETE: a test run's or scenario's."""
 
     def get(self, request: Request) -> HttpResponse:
@@ -233,7 +220,7 @@ class ResponsesView(ControlView):
         return json_response({"deleted": deleted})
 
 
-class ResponseView(ControlView):
+class CannedResponseView(ControlView):
     """GET or DELETE one canned response."""
 
     def _row(self, pk: int) -> CannedResponse:

@@ -42,10 +42,17 @@ logger = logging.getLogger("mockllm.journal")
 
 ROWS_PER_STATEMENT = 250  # 23 columns: 5,750 parameters, within SQLite's and PostgreSQL's limits
 PRUNE_EVERY_SECONDS = 60.0
-# The columns the writer fills, in order; every other column has its default.
-COLUMNS = ("created_at", "request_id", "test_id", "scenario", "api_key_name", "method", "path", "provider",
-           "endpoint", "model", "stream", "status", "matched", "entry_id", "match_rule", "near_misses", "prompt",
-           "stream_end", "duration_ms", "input_tokens", "output_tokens", "headers", "body")
+# The journal's fields are the model's (models.JournalEntry): the writer fills every column but the id,
+# the control API answers with all of them (row_json), and its OpenAPI description is derived from them.
+FIELDS = tuple(JournalEntry._meta.concrete_fields)
+COLUMNS = tuple(field.name for field in FIELDS if not field.primary_key)
+
+
+def row_json(row: JournalEntry) -> dict[str, Any]:
+    """A stored entry as the control API answers it."""
+    values = {field.name: field.value_from_object(row) for field in FIELDS}
+    values["created_at"] = values["created_at"].isoformat()
+    return values
 
 
 # ---- the serving process's side -----------------------------------------------------------------
@@ -175,16 +182,24 @@ def record_request(request: HttpRequest, record: RequestRecord, response: HttpRe
 
 # ---- the writer process's side (manage.py journalwriter) --------------------------------------------
 
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+# How a queued value becomes a column value, where it is not stored as it is: secrets redacted, JSON
+# columns serialised.
+ADAPT = {
+    "near_misses": _json,
+    "prompt": redact_text,
+    "headers": lambda headers: _json(request_headers(headers)),
+    "body": redact_text,
+}
+
+
 def _values(row: dict[str, Any], adapt_datetime: Any) -> tuple:
-    """A queued row as column values: secrets redacted, JSON columns serialised."""
-    return (
-        adapt_datetime(datetime.datetime.fromisoformat(row["created_at"])), row["request_id"], row["test_id"],
-        row["scenario"], row["api_key_name"], row["method"], row["path"], row["provider"], row["endpoint"],
-        row["model"], row["stream"], row["status"], row["matched"], row["entry_id"], row["match_rule"],
-        orjson.dumps(row["near_misses"]).decode(), redact_text(row["prompt"]), row["stream_end"],
-        row["duration_ms"], row["input_tokens"], row["output_tokens"],
-        orjson.dumps(request_headers(row["headers"])).decode(), redact_text(row["body"]),
-    )
+    """A queued row as column values, in COLUMNS order."""
+    adapt = {**ADAPT, "created_at": lambda moment: adapt_datetime(datetime.datetime.fromisoformat(moment))}
+    return tuple(adapt[name](row[name]) if name in adapt else row[name] for name in COLUMNS)
 
 
 def insert(batch: list[dict[str, Any]]) -> None:

@@ -1,0 +1,142 @@
+"""The OpenAPI description of the control API (/control/), served at GET /control/openapi.json."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+
+from responses_app.api.openapi import OPENAI_ERROR
+from responses_app.providers.common import dumps
+from responses_app.team.control import JOURNAL_FILTERS, MAX_LIMIT, MAX_WAIT_SECONDS
+from responses_app.team.journal import FIELDS
+
+CONTROL_ERROR = {"description": "An error; the message says what was wrong.",
+                 "content": {"application/json": {"schema": OPENAI_ERROR}}}
+CONTROL_ERRORS = {
+    "400": CONTROL_ERROR,
+    "401": {**CONTROL_ERROR, "description": "The control token is missing or wrong."},
+    "403": {**CONTROL_ERROR, "description": "The control API is off (MOCKLLM_CONTROL_TOKEN is not set)."},
+}
+
+
+def _query(name: str, description: str, schema: dict | None = None) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+TEST_ID_PARAMETERS = [
+    _query("test_id", "Only this test run's (X-Mock-Test-Id); the X-Mock-Test-Id header works too."),
+]
+JSON_TYPES = {"AutoField": "integer", "BigAutoField": "integer", "BigIntegerField": "integer",
+              "IntegerField": "integer", "PositiveSmallIntegerField": "integer", "FloatField": "number",
+              "BooleanField": "boolean", "CharField": "string", "TextField": "string", "DateTimeField": "string"}
+
+
+def _field_schema(field: Any) -> dict[str, Any]:
+    """A journal column as the control API's JSON describes it."""
+    kind = field.get_internal_type()
+    if kind == "JSONField":
+        schema: dict[str, Any] = {"type": "array", "items": {"type": "string"}} if field.default is list else \
+            {"type": "object"}
+    else:
+        schema = {"type": [JSON_TYPES[kind], "null"] if field.null else JSON_TYPES[kind]}
+        if kind == "DateTimeField":
+            schema["format"] = "date-time"
+    if field.help_text:
+        schema["description"] = str(field.help_text)
+    return schema
+
+
+JOURNAL_ENTRY = {"type": "object", "required": ["id", "created_at", "request_id", "status", "matched"],
+                 "properties": {field.name: _field_schema(field) for field in FIELDS}}
+CANNED_RESPONSE = {"type": "object", "required": ["id", "prompt", "answer", "entry"], "properties": {
+    "id": {"type": "integer"}, "prompt": {"type": "string"}, "answer": {"type": "string"},
+    "options": {"type": "object"}, "entry": {"type": "object", "description": "The entry in the responses file's list form."},
+    "scenario": {"type": "string"}, "test_id": {"type": "string"}, "source": {"type": "string"},
+    "created_at": {"type": "string"}, "updated_at": {"type": "string"}}}
+
+
+def _list_of(schema: dict) -> dict:
+    return {"description": "The newest first (journal) or in creation order (responses); `has_more` when `limit` cut it.",
+            "content": {"application/json": {"schema": {"type": "object", "required": ["object", "data", "has_more"],
+                                                        "properties": {"object": {"const": "list"},
+                                                                       "data": {"type": "array", "items": schema},
+                                                                       "has_more": {"type": "boolean"},
+                                                                       "total": {"type": "integer", "description":
+                                                                                 "How many match (journal only)."}}}}}}
+
+
+def _deleted() -> dict:
+    return {"description": "How many were deleted.", "content": {"application/json": {"schema": {
+        "type": "object", "required": ["deleted"], "properties": {"deleted": {"type": "integer"}}}}}}
+
+
+def build_control_spec() -> dict[str, Any]:
+    journal_filters = [
+        *TEST_ID_PARAMETERS,
+        *(_query(name, f"Only entries with this {name}.") for name in JOURNAL_FILTERS),
+        _query("status", "Only entries answered with this HTTP status.", {"type": "integer"}),
+        _query("matched", "true: a canned entry answered; false: the default answer did.", {"type": "boolean"}),
+        _query("since", "Only entries from this time on (ISO 8601).", {"type": "string", "format": "date-time"}),
+        _query("after_id", "Only entries with a larger id (to page, or to see only what is new).", {"type": "integer"}),
+    ]
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "mockllm control API", "version": "1", "description": (
+            "Set up canned responses and read the request journal from a test suite. Every request needs "
+            "`Authorization: Bearer TOKEN`, where TOKEN is the server's MOCKLLM_CONTROL_TOKEN.")},
+        "components": {"securitySchemes": {"controlToken": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"controlToken": []}],
+        "paths": {
+            "/control/journal": {
+                "get": {"summary": "Journal entries matching the filters, newest first.", "parameters": [
+                    *journal_filters,
+                    _query("limit", f"At most this many (1-{MAX_LIMIT}, default 100).",
+                           {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
+                    _query("wait", f"Wait up to this many seconds (0-{MAX_WAIT_SECONDS:g}) until `min_count` entries match: journal "
+                                   "entries are written in batches, a fraction of a second after the answer.",
+                           {"type": "integer"}),
+                    _query("min_count", "With `wait`: how many entries to wait for (default 1).", {"type": "integer"}),
+                ], "responses": {"200": _list_of(JOURNAL_ENTRY), **CONTROL_ERRORS}},
+                "delete": {"summary": "Delete the entries matching the filters (give one, or all=true).",
+                           "parameters": [*journal_filters, _query("all", "true: delete every entry.", {"type": "boolean"})],
+                           "responses": {"200": _deleted(), **CONTROL_ERRORS}},
+            },
+            "/control/responses": {
+                "get": {"summary": "Canned responses, in creation order.", "parameters": [
+                    *TEST_ID_PARAMETERS, _query("scenario", "Only this scenario's."),
+                    _query("after_id", "Only entries with a larger id.", {"type": "integer"}),
+                    _query("limit", f"At most this many (1-{MAX_LIMIT}, default 100).",
+                           {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
+                ], "responses": {"200": _list_of(CANNED_RESPONSE), **CONTROL_ERRORS}},
+                "post": {"summary": "Add a canned response: an entry in the responses file's list form, plus an "
+                                    "optional `test_id` (only requests with that X-Mock-Test-Id see it) or `scenario`.",
+                         "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                             "type": "object", "required": ["match"], "additionalProperties": True, "properties": {
+                                 "match": {"description": "The prompt, or {contains|regex|normalized: ..., on: ...}."},
+                                 "response": {"description": "The reply text, or {text, tool_calls, ...}."},
+                                 "turns": {"type": "array", "description": "One reply per assistant turn."},
+                                 "test_id": {"type": "string"}, "scenario": {"type": "string"}}}}}},
+                         "responses": {"201": {"description": "Added; served from the next request on.",
+                                               "content": {"application/json": {"schema": CANNED_RESPONSE}}},
+                                       "409": {**CONTROL_ERROR, "description": "That set already has this prompt."},
+                                       **CONTROL_ERRORS}},
+                "delete": {"summary": "Delete a test run's (test_id) or a scenario's canned responses.",
+                           "parameters": [*TEST_ID_PARAMETERS, _query("scenario", "Only this scenario's.")],
+                           "responses": {"200": _deleted(), **CONTROL_ERRORS}},
+            },
+            "/control/responses/{id}": {
+                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "get": {"summary": "One canned response.", "responses": {
+                    "200": {"description": "It.", "content": {"application/json": {"schema": CANNED_RESPONSE}}},
+                    "404": {**CONTROL_ERROR, "description": "No such canned response."}, **CONTROL_ERRORS}},
+                "delete": {"summary": "Delete one canned response.", "responses": {
+                    "204": {"description": "Deleted."},
+                    "404": {**CONTROL_ERROR, "description": "No such canned response."}, **CONTROL_ERRORS}},
+            },
+        },
+    }
+
+
+def control_openapi_view(request: HttpRequest) -> HttpResponse:
+    return HttpResponse(dumps(build_control_spec()), content_type="application/json")
