@@ -11,7 +11,7 @@ import unicodedata
 import httpx
 import pytest
 
-from responses_app.canned.loading import ResponsesFileError, parse_responses
+from responses_app.canned.responses_file import ResponsesFileError, parse_responses
 
 OPENAI = "/v1/chat/completions"
 ASK = {"model": "m", "messages": [{"role": "user", "content": "what is 2+2?"}]}

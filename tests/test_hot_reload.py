@@ -233,7 +233,7 @@ def test_dumpresponses_writes_admin_edits_back_and_round_trips(new_server, tmp_p
     admin_add(client, "typed in the admin", "kept")
     target = tmp_path / "dumped.yml"
     srv.manage("dumpresponses", "--output", str(target))
-    from responses_app.canned.loading import parse_responses
+    from responses_app.canned.responses_file import parse_responses
 
     parsed = parse_responses(target.read_text())
     assert parsed.answers == {"yes": "no", "multi": "line one\nline two", " spaced ": "é", "typed in the admin": "kept"}

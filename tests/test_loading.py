@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from responses_app.canned.loading import ResponsesFileError, load_responses_file, parse_responses
+from responses_app.canned.loading import load_responses_file
+from responses_app.canned.responses_file import ResponsesFileError, parse_responses
 from responses_app.models import CannedResponse, ResponseSet, Source
 
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "responses.yml"

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from responses_app.canned.conversation import ChatRequest
 from responses_app.providers.chunking import split_text
-from responses_app.canned.loading import ResponsesFileError, parse_responses
+from responses_app.canned.responses_file import ResponsesFileError, parse_responses
 from responses_app.canned.matching import SetIndex
 from responses_app.providers import anthropic_messages as anthropic
 from responses_app.providers import openai_completions as completions

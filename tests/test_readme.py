@@ -11,7 +11,7 @@ import openai
 import pydantic
 import pytest
 
-from responses_app.canned.loading import parse_responses
+from responses_app.canned.responses_file import parse_responses
 
 from .conftest import ROOT, anthropic_client, openai_client
 

@@ -24,7 +24,8 @@ from django.db import close_old_connections, connections
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from responses_app.canned.loading import ResponsesFileError, count_removals, read_responses_file, record_load_error, write_responses
+from responses_app.canned.loading import count_removals, read_responses_file, record_load_error, write_responses
+from responses_app.canned.responses_file import ResponsesFileError
 
 logger = logging.getLogger("mockllm.watcher")
 

@@ -5,7 +5,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from responses_app.canned.loading import ResponsesFileError, load_responses_file
+from responses_app.canned.loading import load_responses_file
+from responses_app.canned.responses_file import ResponsesFileError
 
 
 class Command(BaseCommand):
