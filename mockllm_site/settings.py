@@ -273,15 +273,10 @@ MOCKLLM_JOURNAL_BUFFER = env_int("MOCKLLM_JOURNAL_BUFFER", 50_000, minimum=100)
 MOCKLLM_JOURNAL_BODY_BYTES = env_int("MOCKLLM_JOURNAL_BODY_BYTES", 64 * 1024, minimum=0)
 # Test runs' canned responses (added with a test id) untouched this long are deleted; 0 keeps them.
 MOCKLLM_TEST_RUN_MAX_HOURS = env_float("MOCKLLM_TEST_RUN_MAX_HOURS", 24.0, minimum=0.0)
-# Redis, for Channels' layer: server processes tell each other at once when the canned sets change.
+# Redis: server processes tell each other at once when the canned sets change (canned/change_bus.py),
+# and share rate-limit budgets (api/rate_limits.py). Keys and channels start with the prefix.
 MOCKLLM_REDIS_URL = env_str("MOCKLLM_REDIS_URL", "")
-if MOCKLLM_REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [MOCKLLM_REDIS_URL], "prefix": env_str("MOCKLLM_REDIS_PREFIX", "mockllm")},
-        },
-    }
+MOCKLLM_REDIS_PREFIX = env_str("MOCKLLM_REDIS_PREFIX", "mockllm")
 
 LOGGING = {
     "version": 1,

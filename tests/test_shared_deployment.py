@@ -96,6 +96,43 @@ def test_a_change_in_one_process_is_served_by_the_other_at_once(two_processes):
     assert {reply(chat(first, "what is the weather like?")) for _ in range(20)} == {"Sunny."}
 
 
+def test_every_process_serves_a_change_as_soon_as_the_control_api_answers(two_processes):
+    """Read-your-writes: a request sent after the control API's 201 gets the new answer from any
+    process, also while other runs keep changing their sets."""
+    first, second = two_processes
+    run = f"ryw-{uuid.uuid4().hex[:6]}"
+    busy = threading.Event()
+
+    def other_run(number: int) -> None:
+        n = 0
+        while not busy.is_set():
+            n += 1
+            server = first if n % 2 else second
+            other = {"X-Mock-Test-Id": f"noise-{number}-{run}"}
+            control(server, "POST", "responses", headers=other, json={"match": f"noise {n}", "response": "noise"})
+            reply(chat(server, f"noise {n}", headers=other))
+
+    noise = [threading.Thread(target=other_run, args=(number,)) for number in range(8)]
+    for thread in noise:
+        thread.start()
+    stale = []
+    try:
+        for step in range(20):
+            writer, reader = (first, second) if step % 2 else (second, first)
+            added = control(writer, "POST", "responses", headers={"X-Mock-Test-Id": run},
+                            json={"match": f"step {step}", "response": f"answer {step}"})
+            assert added.status_code == 201, added.text
+            for server in (reader, writer):
+                answer = reply(chat(server, f"step {step}", headers={"X-Mock-Test-Id": run}))
+                if answer != f"answer {step}":
+                    stale.append((step, server.url, answer))
+    finally:
+        busy.set()
+        for thread in noise:
+            thread.join(timeout=30)
+    assert stale == [], f"{len(stale)} stale answers: {stale}"
+
+
 def test_rate_limits_are_shared_by_every_process(two_processes):
     """A limit of 3 requests a minute means 3 across all processes, not 3 in each (the buckets are in Redis)."""
     first, second = two_processes
@@ -111,3 +148,4 @@ def test_rate_limits_are_shared_by_every_process(two_processes):
     refused = chat(first, "hello", headers=run)
     assert refused.status_code == 429 and float(refused.headers["retry-after-ms"]) > 0
     assert refused.headers["x-ratelimit-remaining-requests"] == "0"
+

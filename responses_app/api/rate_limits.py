@@ -88,12 +88,12 @@ class RateLimiter:
 
     def _shared(self) -> Any:
         if self._redis is None:
-            url = getattr(settings, "MOCKLLM_REDIS_URL", "")
+            url = settings.MOCKLLM_REDIS_URL
             if not url:
                 self._redis = False
             else:
                 client = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-                prefix = getattr(settings, "MOCKLLM_REDIS_PREFIX", "mockllm")
+                prefix = settings.MOCKLLM_REDIS_PREFIX
                 self._redis = (client.register_script(SHARED_SPEND), prefix)
         return self._redis or None
 

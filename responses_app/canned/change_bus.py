@@ -1,79 +1,112 @@
-"""Tells every server process at once that the canned sets changed, over Channels' Redis layer."""
+"""Tells every serving process that the canned sets changed, and waits until each has heard it.
+
+With MOCKLLM_REDIS_URL, each process that serves the API keeps one Redis subscription (a thread of its
+own). A change is announced with PUBLISH, whose answer is how many subscriptions received it; each
+process marks its index stale and then acknowledges on a list named for that announcement, and
+`publish` waits for that many acknowledgements. So once a change is committed and announced (for the
+control API: before it answers 201), every serving process rebuilds before its next request: a test
+that adds a response and asks any process gets the new answer. A process that does not acknowledge in
+time (it hung or died without closing its connection) is logged, and its polling (index.py) covers it.
+
+Without Redis this does nothing, and processes rely on polling the version row.
+"""
 from __future__ import annotations
 
-import asyncio
 import logging
+import os
 import threading
-from typing import Any
+import time
+import uuid
+from collections.abc import Callable
 
-from channels.layers import get_channel_layer
+import redis
 from django.conf import settings
 
 logger = logging.getLogger("mockllm.index")
 
+ACK_SECONDS = 2.0  # how long an announcement waits for every process to acknowledge it
+ACK_KEEP_SECONDS = 60  # acknowledgements left behind (a publisher that gave up) expire
+
 
 class ChangeBus:
-    """Tells every server process at once that the canned sets changed, over Channels' Redis layer.
-
-    One thread per process owns an event loop and the layer's connections: it listens (in serving
-    processes) and sends what `publish` hands it. Without MOCKLLM_REDIS_URL this does nothing and
-    processes rely on polling the version row.
-    """
-
-    GROUP = "mockllm.index"
-
     def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
-        self._subscribers: list[Any] = []
+        self._subscribers: list[Callable[[], None]] = []
+        self._client: redis.Redis | None = None
+        self._listener: threading.Thread | None = None
 
     @staticmethod
     def enabled() -> bool:
-        return bool(getattr(settings, "CHANNEL_LAYERS", None))
+        return bool(settings.MOCKLLM_REDIS_URL)
 
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+    @property
+    def channel(self) -> str:
+        return f"{settings.MOCKLLM_REDIS_PREFIX}:sets-changed"
+
+    def _redis(self) -> redis.Redis:
         with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="mockllm-change-bus", daemon=True).start()
-                self._loop = loop
-            return self._loop
+            if self._client is None:
+                self._client = redis.Redis.from_url(settings.MOCKLLM_REDIS_URL, socket_connect_timeout=2,
+                                                    socket_timeout=ACK_SECONDS + 1)
+            return self._client
 
-    def publish(self, timeout: float = 2.0) -> None:
-        """Announce a change; waits until Redis has it, so a client told "saved" can rely on it."""
+    def publish(self) -> None:
+        """Announce a change and wait until every serving process has marked its index stale."""
         if not self.enabled():
             return
-        async def send() -> None:
-            await get_channel_layer().group_send(self.GROUP, {"type": "index.changed"})
-
-        future = asyncio.run_coroutine_threadsafe(send(), self._ensure_loop())
+        announcement = uuid.uuid4().hex
+        acks = f"{settings.MOCKLLM_REDIS_PREFIX}:sets-changed:ack:{announcement}"
         try:
-            future.result(timeout)
-        except Exception:  # Redis down: other processes still poll the version row
-            logger.warning("could not announce a change on the channel layer", exc_info=True)
+            client = self._redis()
+            listeners = client.publish(self.channel, announcement)
+            deadline = time.monotonic() + ACK_SECONDS
+            heard = 0
+            while heard < listeners:
+                left = deadline - time.monotonic()
+                if left <= 0 or client.blpop([acks], timeout=max(left, 0.01)) is None:
+                    break
+                heard += 1
+            client.delete(acks)
+        except redis.RedisError:  # Redis down: other processes still poll the version row
+            logger.warning("could not announce a change over Redis", exc_info=True)
+            return
+        if heard < listeners:
+            logger.warning("%d of %d serving processes did not acknowledge a change within %.0f s; they will "
+                           "find it by polling", listeners - heard, listeners, ACK_SECONDS,
+                           extra={"event": "change_not_acknowledged", "listeners": listeners, "heard": heard})
 
-    def subscribe(self, callback: Any) -> None:
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        """Call `callback` on every change announced by any process (in this process, once it serves)."""
         if not self.enabled():
             return
-        self._subscribers.append(callback)
-        if len(self._subscribers) == 1:
-            asyncio.run_coroutine_threadsafe(self._listen(), self._ensure_loop())
+        with self._lock:
+            self._subscribers.append(callback)
+            if self._listener is None:
+                self._listener = threading.Thread(target=self._listen, name="mockllm-change-bus", daemon=True)
+                self._listener.start()
 
-    async def _listen(self) -> None:
+    def _notify(self) -> None:
+        for callback in list(self._subscribers):
+            callback()
+
+    def _listen(self) -> None:
+        prefix = f"{settings.MOCKLLM_REDIS_PREFIX}:sets-changed:ack:"
         while True:
             try:
-                layer = get_channel_layer()
-                channel = await layer.new_channel()
-                await layer.group_add(self.GROUP, channel)
-                for callback in self._subscribers:  # anything missed while (re)connecting
-                    callback()
-                while True:
-                    await layer.receive(channel)
-                    for callback in self._subscribers:
-                        callback()
-            except Exception:  # Redis restarting: polling covers the gap; reconnect
-                logger.warning("lost the channel layer; reconnecting", exc_info=True)
-                await asyncio.sleep(1)
+                client = redis.Redis.from_url(settings.MOCKLLM_REDIS_URL, socket_connect_timeout=2)
+                subscription = client.pubsub(ignore_subscribe_messages=True)
+                subscription.subscribe(self.channel)
+                self._notify()  # anything missed while (re)connecting
+                for message in subscription.listen():
+                    self._notify()
+                    announcement = message["data"].decode("ascii", "replace")
+                    with client.pipeline() as pipe:
+                        pipe.rpush(prefix + announcement, os.getpid())
+                        pipe.expire(prefix + announcement, ACK_KEEP_SECONDS)
+                        pipe.execute()
+            except Exception:  # noqa: BLE001 (Redis restarting: polling covers the gap; reconnect)
+                logger.warning("lost the Redis subscription for changes; reconnecting", exc_info=True)
+                time.sleep(1)
 
 
 change_bus = ChangeBus()

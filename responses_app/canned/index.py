@@ -8,7 +8,7 @@ CannedIndex and replaces it when:
   index stale, and the next request rebuilds it before answering, so an admin edit is served on the
   very next request;
 - a change commits in another process: with Redis configured (MOCKLLM_REDIS_URL), the writer
-  announces it on Channels' Redis key and every serving process marks its index stale at once;
+  announces it (change_bus.py) and waits until every serving process has marked its index stale;
   in any case a background thread in each serving process reads the version row every
   MOCKLLM_INDEX_POLL_SECONDS and rebuilds in the background when it moved. Requests never query
   the database to find this out.
@@ -144,25 +144,35 @@ def build_index(previous: CannedIndex | None = None, *, attempts: int = 5) -> Ca
         if response_set.version == before or attempt == attempts - 1:
             if rebuilt:
                 release_memory()
-            return CannedIndex(response_set.version, response_set.unknown_response,
-                               dict(response_set.settings or {}), sets, keys)
+            # Labelled with the version read first: everything was read after it, so the index is at least
+            # that new. When changes kept coming (the last attempt), a newer label could hide a change
+            # from the poller, which compares it with the stored version.
+            return CannedIndex(before, response_set.unknown_response, dict(response_set.settings or {}), sets, keys)
     raise AssertionError("unreachable")
 
 
 class CannedIndexHolder:
-    """The process-wide current CannedIndex."""
+    """The process-wide current CannedIndex.
+
+    Each change heard of (`mark_stale`) asks for a newer index: a generation number. A rebuild notes the
+    generation it serves before it reads the database, and counts as done only once it is installed, so
+    a request that arrives while a rebuild is under way waits for it (needs_rebuild() stays true until
+    then) instead of being answered from the index that rebuild replaces.
+    """
 
     def __init__(self) -> None:
         self._index: CannedIndex | None = None
-        self._stale = True
-        self._lock = threading.Lock()
+        self._wanted = 1  # the newest generation asked for
+        self._built = 0  # the generation the current index serves
+        self._lock = threading.Lock()  # one rebuild at a time
+        self._marks = threading.Lock()
         self._poller: threading.Thread | None = None
 
     def current(self) -> CannedIndex:
-        """The index to answer from; rebuilt first if a change committed in this process.
+        """The index to answer from; rebuilt first if a change was heard of.
 
         On the event loop (the API views) it never rebuilds: the database may not be touched there.
-        The API handler rebuilds in a thread before each request that needs it; a change committing
+        The API handler rebuilds in a thread before each request that needs it; a change heard of
         while a request is already past that point is served from the next request on.
         """
         index = self._index
@@ -174,41 +184,40 @@ class CannedIndexHolder:
 
     def needs_rebuild(self) -> bool:
         """True when the next current() would read the database (call it off the event loop then)."""
-        return self._index is None or self._stale
+        return self._index is None or self._built < self._wanted
 
     def mark_stale(self) -> None:
-        self._stale = True
+        with self._marks:
+            self._wanted += 1
 
     def forget(self) -> None:
         """Drop the index; the next use rebuilds every set (tests whose database rolls back use this)."""
         with self._lock:
             self._index = None
-            self._stale = True
+            self.mark_stale()
 
     def _rebuild_if_stale(self) -> CannedIndex:
         with self._lock:
-            if self._index is not None and not self._stale:
+            if self._index is not None and self._built >= self._wanted:
                 return self._index  # another thread rebuilt it while this one waited
-            self._stale = False  # set before reading: a change committing meanwhile marks it again
+            target = self._wanted  # read before the database: a change heard of meanwhile asks again
             try:
                 self._index = build_index(self._index)
             except Exception:
-                self._stale = True
                 if self._index is None:
                     raise
                 logger.exception("could not rebuild the response index; serving the previous one")
+                return self._index
+            self._built = target
             return self._index
 
     def refresh_from_database(self) -> bool:
         """Rebuild when the stored version differs from ours; True when a new index was installed."""
-        version = _read_version()
         index = self._index
-        if index is not None and index.version == version:
+        if index is not None and index.version == _read_version():
             return False
-        fresh = build_index(index)
-        with self._lock:
-            if self._index is None or fresh.version >= self._index.version:
-                self._index = fresh
+        self.mark_stale()
+        fresh = self._rebuild_if_stale()
         logger.info(
             "response index reloaded", extra={"event": "index_reloaded", "version": fresh.version, "entries": len(fresh)}
         )
