@@ -1,4 +1,4 @@
-"""Every responses-file example in the README loads, and behaves as the README says through the SDKs."""
+"""Every responses-file example in the README and docs/ loads, and behaves as the page says through the SDKs."""
 from __future__ import annotations
 
 import base64
@@ -15,18 +15,22 @@ from responses_app.loading import parse_responses
 
 from .conftest import ROOT, anthropic_client, openai_client
 
-README = (ROOT / "README.md").read_text()
-BLOCKS = re.findall(r"```yaml\n(.*?)```", README, flags=re.S)
-EXAMPLES = {m.group(1): block for block in BLOCKS if (m := re.match(r"# example: (\S+)", block))}
+# The front page and the reference pages, by their path from the project root.
+PAGES = {path.relative_to(ROOT).as_posix(): path.read_text()
+         for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]}
+BLOCKS = [(page, block) for page, text in PAGES.items() for block in re.findall(r"```yaml\n(.*?)```", text, flags=re.S)]
+NAMED = [(m.group(1), block) for _, block in BLOCKS if (m := re.match(r"# example: (\S+)", block))]
+EXAMPLES = dict(NAMED)
 
 
-def test_the_readme_has_an_example_per_feature():
+def test_the_docs_have_an_example_per_feature():
     assert set(EXAMPLES) >= {"matching", "restrictions", "tools", "agent-loop", "details", "embeddings"}
+    assert len(EXAMPLES) == len(NAMED), "two examples share a name"
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[b.splitlines()[0][:40] for b in BLOCKS])
-def test_every_yaml_example_in_the_readme_loads_cleanly(block):
-    parsed = parse_responses(block, "README.md")
+@pytest.mark.parametrize("page, block", BLOCKS, ids=[f"{page}:{block.splitlines()[0][:40]}" for page, block in BLOCKS])
+def test_every_yaml_example_in_the_docs_loads_cleanly(page, block):
+    parsed = parse_responses(block, page)
     assert parsed.entries
     assert parsed.warnings == ()
 
@@ -116,7 +120,7 @@ def test_tool_calls_through_the_anthropic_sdk(an):
 
 
 def run_openai_agent(oa, stream: bool) -> list[str]:
-    """Drive the README's agent loop like an agent framework would; return what each turn did."""
+    """Drive the documented agent loop like an agent framework would; return what each turn did."""
     messages = [{"role": "user", "content": "book me a flight to lisbon"}]
     seen = []
     for _ in range(3):
