@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import struct
+import subprocess
 
 import httpx
 import openai
@@ -21,6 +23,7 @@ PAGES = {path.relative_to(ROOT).as_posix(): path.read_text()
 BLOCKS = [(page, block) for page, text in PAGES.items() for block in re.findall(r"```yaml\n(.*?)```", text, flags=re.S)]
 NAMED = [(m.group(1), block) for _, block in BLOCKS if (m := re.match(r"# example: (\S+)", block))]
 EXAMPLES = dict(NAMED)
+CONTROL_TOKEN_FOR_EXAMPLES = "control-token-for-the-docs-0123456789"
 
 
 def test_the_docs_have_an_example_per_feature():
@@ -35,6 +38,33 @@ def test_every_yaml_example_in_the_docs_loads_cleanly(page, block):
     assert parsed.warnings == ()
 
 
+def test_the_readme_is_a_front_page():
+    assert len(PAGES["README.md"].splitlines()) <= 150, "the reference belongs in docs/"
+
+
+def headings(text: str) -> set[str]:
+    """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces as hyphens."""
+    prose = re.sub(r"^( *)```.*?^\1```", "", text, flags=re.S | re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+ (.+)$", prose, flags=re.M)}
+
+
+def test_every_relative_link_points_to_an_existing_file_and_heading():
+    broken = []
+    for page, text in PAGES.items():
+        prose = re.sub(r"`[^`\n]*`", "", re.sub(r"^( *)```.*?^\1```", "", text, flags=re.S | re.M))
+        for target in re.findall(r"\]\(([^)\s]+)\)", prose):
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            path, _, anchor = target.partition("#")
+            linked = (ROOT / page).parent / path if path else ROOT / page
+            if not linked.exists():
+                broken.append(f"{page}: {target} (no such file)")
+            elif anchor and linked.suffix == ".md" and anchor not in headings(linked.read_text()):
+                broken.append(f"{page}: {target} (no such heading)")
+    assert broken == []
+
+
 @pytest.fixture(scope="module")
 def examples_server(tmp_path_factory):
     from .conftest import make_server
@@ -43,7 +73,8 @@ def examples_server(tmp_path_factory):
     items = [block.split("responses:\n", 1)[1] for block in EXAMPLES.values()]
     text = "responses:\n" + "".join(items) + 'defaults:\n  unknown_response: "no canned answer"\n'
     assert parse_responses(text).warnings == ()  # the examples do not shadow one another
-    srv = make_server(tmp_path_factory.mktemp("examples"), responses=text).start()
+    srv = make_server(tmp_path_factory.mktemp("examples"), responses=text,
+                      MOCKLLM_CONTROL_TOKEN=CONTROL_TOKEN_FOR_EXAMPLES).start()
     yield srv
     srv.stop()
 
@@ -276,3 +307,31 @@ def test_loadresponses_warns_about_entries_that_can_never_match(tmp_path):
     manage(env, "migrate", "--noinput")
     result = manage(env, "loadresponses", str(path))
     assert "line 4: entry 2 ('what is the weather?') can never match: entry 1 (line 2, contains 'weather')" in result.stderr
+
+
+def run_shell_example(block: str, port: int, **env: str) -> list:
+    """Run each command of a bash example (a line, or lines joined by a trailing backslash) against the
+    server on `port`; return each command's output read as JSON."""
+    block = re.sub(r"(127\.0\.0\.1|localhost):8000", f"127.0.0.1:{port}", block)
+    commands = [line for line in re.split(r"(?<!\\)\n", block) if line.strip() and not line.startswith("#")]
+    return [json.loads(subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=True,
+                                      env={**os.environ, **env}).stdout) for command in commands]
+
+
+def test_the_front_page_curl_example_works_as_written(server):
+    block = re.search(r"```bash\n(curl http://127\.0\.0\.1:8000/v1/.*?)```", PAGES["README.md"], re.S).group(1)
+    [reply] = run_shell_example(block, server.port)
+    answer = reply["choices"][0]["message"]["content"]
+    assert reply["object"] == "chat.completion" and f'"{answer}"' in PAGES["README.md"]
+
+
+def test_the_test_run_example_works_as_written(examples_server):
+    copies = {page: m.group(1) for page, text in PAGES.items() if (m := re.search(r"export TOKEN=[^\n]*\n(.*?)```", text, re.S))}
+    assert "docs/team.md" in copies and len(set(copies.values())) == 1, "the copies of the example differ"
+    outputs = run_shell_example(copies["docs/team.md"], examples_server.port, TOKEN=CONTROL_TOKEN_FOR_EXAMPLES)
+    assert len(outputs) == 4
+    added, answer, journal, deleted = outputs
+    assert added["test_id"] == "run-42" and added["answer"] == "For how many people?"
+    assert answer["choices"][0]["message"]["content"] == "For how many people?"
+    assert journal["total"] == 1 and journal["data"][0]["test_id"] == "run-42"
+    assert deleted == {"deleted": 1}
