@@ -1,21 +1,29 @@
-"""Every responses-file example in the README and docs/ loads, and behaves as the page says through the SDKs."""
+"""Every example in the README and docs/ is run: the responses-file examples load and behave as the page
+says through the SDKs; the shell and Python examples run as written against a test server."""
 from __future__ import annotations
 
 import base64
 import json
 import os
 import re
+import shutil
+import sqlite3
 import struct
 import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import httpx
 import openai
 import pydantic
 import pytest
+import yaml
 
 from responses_app.loading import parse_responses
 
-from .conftest import ROOT, anthropic_client, openai_client
+from .conftest import (FIXTURES, ROOT, anthropic_client, control, copy_migrated_sqlite, make_server, manage,
+                       openai_client)
 
 # The front page and the reference pages, by their path from the project root.
 PAGES = {path.relative_to(ROOT).as_posix(): path.read_text()
@@ -67,8 +75,6 @@ def test_every_relative_link_points_to_an_existing_file_and_heading():
 
 @pytest.fixture(scope="module")
 def examples_server(tmp_path_factory):
-    from .conftest import make_server
-
     # Concatenated as text: a generic YAML library would read the key `on:` as the boolean true.
     items = [block.split("responses:\n", 1)[1] for block in EXAMPLES.values()]
     text = "responses:\n" + "".join(items) + 'defaults:\n  unknown_response: "no canned answer"\n'
@@ -298,8 +304,6 @@ def test_an_unmatched_request_says_which_entries_came_close(examples_server):
 
 
 def test_loadresponses_warns_about_entries_that_can_never_match(tmp_path):
-    from .conftest import manage
-
     path = tmp_path / "shadow.yml"
     path.write_text('responses:\n  - match: {contains: weather}\n    response: "sunny"\n'
                     '  - match: "what is the weather?"\n    response: "never served"\n')
@@ -309,29 +313,236 @@ def test_loadresponses_warns_about_entries_that_can_never_match(tmp_path):
     assert "line 4: entry 2 ('what is the weather?') can never match: entry 1 (line 2, contains 'weather')" in result.stderr
 
 
-def run_shell_example(block: str, port: int, **env: str) -> list:
-    """Run each command of a bash example (a line, or lines joined by a trailing backslash) against the
-    server on `port`; return each command's output read as JSON."""
-    block = re.sub(r"(127\.0\.0\.1|localhost):8000", f"127.0.0.1:{port}", block)
-    commands = [line for line in re.split(r"(?<!\\)\n", block) if line.strip() and not line.startswith("#")]
-    return [json.loads(subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=True,
-                                      env={**os.environ, **env}).stdout) for command in commands]
+# ---- Every other code block: shell sessions and Python ---------------------------------------------
+# Each fenced block of README.md and docs/*.md that is not a responses file is run by a test below, as
+# written, against a server started here (127.0.0.1:8000 and localhost:8000 become its address), or is
+# listed in NOT_RUNNABLE with the reason. A block is known by its page and its first line, without a
+# trailing comment or backslash.
+
+def code_blocks(text: str) -> list[str]:
+    """A page's fenced blocks other than responses files, without the indentation of a list item."""
+    return [textwrap.dedent(m.group(3)) for m in re.finditer(r"^( *)```(\S*)\n(.*?)^\1```", text, flags=re.S | re.M)
+            if m.group(2) not in ("yaml", "yml")]
 
 
-def test_the_front_page_curl_example_works_as_written(server):
-    block = re.search(r"```bash\n(curl http://127\.0\.0\.1:8000/v1/.*?)```", PAGES["README.md"], re.S).group(1)
-    [reply] = run_shell_example(block, server.port)
-    answer = reply["choices"][0]["message"]["content"]
-    assert reply["object"] == "chat.completion" and f'"{answer}"' in PAGES["README.md"]
+def first_line(block: str) -> str:
+    return re.sub(r"\s+(#.*|\\)$", "", block.splitlines()[0])
 
 
-def test_the_test_run_example_works_as_written(examples_server):
-    copies = {page: m.group(1) for page, text in PAGES.items() if (m := re.search(r"export TOKEN=[^\n]*\n(.*?)```", text, re.S))}
-    assert "docs/team.md" in copies and len(set(copies.values())) == 1, "the copies of the example differ"
-    outputs = run_shell_example(copies["docs/team.md"], examples_server.port, TOKEN=CONTROL_TOKEN_FOR_EXAMPLES)
-    assert len(outputs) == 4
-    added, answer, journal, deleted = outputs
+CODE_BLOCKS = [(page, first_line(block), block) for page, text in PAGES.items() for block in code_blocks(text)]
+CODE = {(page, line): block for page, line, block in CODE_BLOCKS}
+
+NOT_RUNNABLE = {
+    ("README.md", "make run"): "sets up .venv and serves until stopped; the tests start the same runserver themselves",
+    ("README.md", "make test"): "runs the whole suite, this file included",
+    ("docs/admin.md", "python manage.py createsuperuser"):
+        "asks for a name and a password at a terminal; its unattended form in docs/team.md is run",
+    ("docs/deployment.md", "pip install -r requirements.txt"): "installs packages, then serves until stopped (make run)",
+    ("docs/deployment.md", "export MOCKLLM_PRODUCTION=1 SECRET_KEY=\"$(python -c 'import secrets; "
+                           "print(secrets.token_urlsafe(60))')\""):
+        "needs PostgreSQL and Redis hosts and serves in the background; test_security.py runs its check --deploy "
+        "and test_shared_deployment.py its uvicorn command",
+}
+RUN: set[tuple[str, str]] = set()
+
+
+def runs(*examples: tuple[str, str]):
+    """Give a test, as its `block` argument, each code block it runs (a page and the block's first line)."""
+    RUN.update(examples)
+    return pytest.mark.parametrize("block", [CODE.get(name, "") for name in examples], ids=[page for page, _ in examples])
+
+
+def test_every_code_block_in_the_docs_is_run_or_listed():
+    names = [(page, line) for page, line, _ in CODE_BLOCKS]
+    assert len(set(names)) == len(names), "two blocks of a page start with the same line"
+    assert not RUN & set(NOT_RUNNABLE)
+    assert set(names) - RUN - set(NOT_RUNNABLE) == set(), \
+        "run each in a test of this module (@runs(page, first line)), or list it in NOT_RUNNABLE with the reason"
+    assert (RUN | set(NOT_RUNNABLE)) - set(names) == set(), "named here, but no longer in the docs"
+
+
+BIN = Path(sys.executable).parent  # `python` in the examples is this environment's
+SEPARATE_CURLS = 'curl() { command curl "$@" && printf "\\036"; }\n'  # each curl's output ends with a \x1e
+
+
+def at_server(block: str, port: int) -> str:
+    return re.sub(r"\b(?:127\.0\.0\.1|localhost):8000\b", f"127.0.0.1:{port}", block)
+
+
+def run_bash(block: str, *, cwd: Path, port: int | None = None, fill: dict[str, str] | None = None,
+             **env: str) -> subprocess.CompletedProcess:
+    """Run a shell example with bash in `cwd`, stopping at its first failing command: pointed at the server
+    on `port`, at this checkout's manage.py, and with the placeholders in `fill` filled in."""
+    script = at_server(block, port) if port else block
+    script = script.replace("python manage.py", f"python {ROOT / 'manage.py'}")
+    for placeholder, value in (fill or {}).items():
+        assert placeholder in script, f"the example no longer has {placeholder!r}"
+        script = script.replace(placeholder, value)
+    full_env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", **env}
+    full_env.pop("DJANGO_SETTINGS_MODULE", None)
+    result = subprocess.run(["bash", "-e", "-c", SEPARATE_CURLS + script], cwd=cwd, env=full_env, text=True,
+                            capture_output=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def curl_outputs(result: subprocess.CompletedProcess) -> list[str]:
+    return result.stdout.split("\x1e")[:-1]
+
+
+def sse_events(stream: str) -> list[tuple[str, str]]:
+    """(event name, data) of each event of a Server-Sent Events stream."""
+    events = []
+    for chunk in stream.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in chunk.splitlines())
+        events.append((fields.get("event", ""), fields["data"]))
+    return events
+
+
+SKY = yaml.safe_load((FIXTURES / "responses.yml").read_text())["responses"]["what colour is the sky?"]
+
+
+@runs(("README.md", "curl http://127.0.0.1:8000/v1/chat/completions"))
+def test_the_front_page_curl_example(server, tmp_path, block):
+    [output] = curl_outputs(run_bash(block, cwd=tmp_path, port=server.port))
+    reply = json.loads(output)
+    assert reply["object"] == "chat.completion" and reply["choices"][0]["message"]["content"] == SKY
+    assert f'"{SKY}"' in PAGES["README.md"]
+
+
+@runs(("README.md", "from openai import OpenAI"))
+def test_the_front_page_sdk_example(server, block):
+    result = subprocess.run([sys.executable, "-c", at_server(block, server.port)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [SKY, SKY]  # OpenAI, then Anthropic streamed
+
+
+@runs(("docs/providers.md", "curl http://127.0.0.1:8000/v1/chat/completions"))
+def test_the_openai_curl_examples(server, tmp_path, block):
+    plain, streamed = curl_outputs(run_bash(block, cwd=tmp_path, port=server.port))
+    reply = json.loads(plain)
+    assert reply["choices"][0]["message"]["content"] == SKY
+    assert reply["usage"]["prompt_tokens"] == 7  # "`what colour is the sky?` is 7" (Token counts)
+    events = sse_events(streamed)
+    assert events[-1] == ("", "[DONE]")
+    chunks = [json.loads(data) for _, data in events[:-1]]
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"]) == SKY
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == reply["usage"]  # the final usage chunk
+
+
+@runs(("docs/providers.md", "curl http://127.0.0.1:8000/v1/messages"))
+def test_the_anthropic_curl_examples(server, tmp_path, block):
+    plain, streamed = curl_outputs(run_bash(block, cwd=tmp_path, port=server.port))
+    reply = json.loads(plain)
+    assert reply["type"] == "message" and reply["content"] == [{"type": "text", "text": SKY}]
+    events = sse_events(streamed)
+    names = [name for name, _ in events]
+    assert names[0] == "message_start" and names[-2:] == ["message_delta", "message_stop"]
+    deltas = [json.loads(data)["delta"] for name, data in events if name == "content_block_delta"]
+    assert "".join(d["text"] for d in deltas) == SKY
+
+
+@runs(("docs/failures.md", "# any status from 400 to 599; retry-after / retry-after-ms and x-should-retry when asked for"))
+def test_the_x_mock_status_example(server, tmp_path, block):
+    [output] = curl_outputs(run_bash(block, cwd=tmp_path, port=server.port))
+    head, body = output.split("\n\n", 1)  # (text mode reads \r\n as \n)
+    status, *lines = head.splitlines()
+    headers = {name.lower(): value for name, value in (line.split(": ", 1) for line in lines)}
+    assert status.split()[1] == "429"
+    assert (headers["retry-after"], headers["retry-after-ms"], headers["x-should-retry"]) == ("2", "2000", "true")
+    assert set(json.loads(body)["error"]) == {"message", "type", "param", "code"}  # the OpenAI shape
+
+
+@runs(("README.md", "export TOKEN=..."), ("docs/team.md", "export TOKEN=..."))
+def test_the_test_run_example(examples_server, tmp_path, block):
+    # The example reads the run's journal: start without the entries of an earlier run of it.
+    control(examples_server, "DELETE", "journal", token=CONTROL_TOKEN_FOR_EXAMPLES, params={"test_id": "run-42"})
+    outputs = curl_outputs(run_bash(block, cwd=tmp_path, port=examples_server.port,
+                                    fill={"TOKEN=...": f"TOKEN={CONTROL_TOKEN_FOR_EXAMPLES}"}))
+    added, answer, journal, deleted = map(json.loads, outputs)
     assert added["test_id"] == "run-42" and added["answer"] == "For how many people?"
     assert answer["choices"][0]["message"]["content"] == "For how many people?"
     assert journal["total"] == 1 and journal["data"][0]["test_id"] == "run-42"
     assert deleted == {"deleted": 1}
+
+
+@runs(("docs/team.md", "@pytest.fixture"))
+def test_the_pytest_fixture_example(examples_server, tmp_path, block):
+    assert "http://mock:8000/control" in block
+    fixture = block.replace("http://mock:8000", examples_server.url)
+    (tmp_path / "test_with_the_fixture.py").write_text(
+        "import os\nimport uuid\n\nimport httpx\nimport pytest\n\n" + fixture + f"""
+RUNS = []
+
+
+def test_a_run_scripts_its_own_answer(mock_run):
+    run, control = mock_run
+    RUNS.append(run)
+    assert control.post("/responses", json={{"match": "ping", "response": "pong"}}).status_code == 201
+    reply = httpx.post("{examples_server.url}/v1/chat/completions", headers={{"X-Mock-Test-Id": run}},
+                       json={{"model": "m", "messages": [{{"role": "user", "content": "ping"}}]}})
+    assert reply.json()["choices"][0]["message"]["content"] == "pong"
+
+
+def test_the_fixture_took_the_runs_answers_away():
+    left = httpx.get("{examples_server.url}/control/responses", params={{"test_id": RUNS[0]}},
+                     headers={{"Authorization": "Bearer {CONTROL_TOKEN_FOR_EXAMPLES}"}})
+    assert left.json()["data"] == []
+""")
+    env = {**os.environ, "MOCK_CONTROL_TOKEN": CONTROL_TOKEN_FOR_EXAMPLES, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_with_the_fixture.py"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "2 passed" in result.stdout, result.stdout
+
+
+@pytest.fixture
+def database(tmp_path):
+    """A freshly migrated database in tmp_path, for the management-command examples run there."""
+    copy_migrated_sqlite(tmp_path / "db.sqlite3")
+    return {"DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "MOCKLLM_RESPONSES_FILE": str(tmp_path / "responses.yml")}
+
+
+@runs(("docs/responses-file.md", "python manage.py loadresponses responses.yml"))
+def test_the_loadresponses_example(tmp_path, database, block):
+    # It loads the file shown just above it.
+    above = PAGES["docs/responses-file.md"].split(block)[0]
+    (tmp_path / "responses.yml").write_text(re.findall(r"```yaml\n(.*?)```", above, re.S)[-1])
+    result = run_bash(block, cwd=tmp_path, **database)
+    said = re.search(r"^# (Loaded .*)$", block, re.M).group(1)
+    assert result.stdout.strip() == said.replace("/path/responses.yml", str(tmp_path / "responses.yml"))
+
+
+@runs(("docs/hot-reload.md", "python manage.py dumpresponses --output responses.yml"))
+def test_the_dumpresponses_example(tmp_path, database, block):
+    shutil.copy(FIXTURES / "responses.yml", tmp_path / "responses.yml")
+    manage({**os.environ, **database}, "loadresponses")
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db:  # an edit made in the admin
+        db.execute("UPDATE responses_app_cannedresponse SET answer = 'Green, today.', source = 'admin' "
+                   "WHERE prompt = 'what colour is the sky?'")
+    run_bash(block, cwd=tmp_path, **database)
+    dumped = yaml.safe_load((tmp_path / "responses.yml").read_text())
+    fixture = yaml.safe_load((FIXTURES / "responses.yml").read_text())
+    assert dumped["responses"] == {**fixture["responses"], "what colour is the sky?": "Green, today."}
+    assert dumped["defaults"] == fixture["defaults"]
+
+
+@runs(("docs/team.md", "python manage.py prunejournal"))
+def test_the_prunejournal_example(tmp_path, database, block):
+    result = run_bash(block, cwd=tmp_path, **database)
+    configured, configured_runs, given, given_runs = result.stdout.splitlines()
+    assert "(newest 100000, last 7" in configured and "untouched for 24 hours" in configured_runs
+    assert "(newest 1000, last 1" in given and "untouched for 2 hours" in given_runs
+
+
+@runs(("docs/team.md", "python manage.py createsuperuser"))
+def test_the_createsuperuser_example(tmp_path, database, block):
+    # Without a terminal, the interactive first line does nothing; the unattended second makes the account.
+    result = run_bash(block, cwd=tmp_path, **database, fill={
+        "DJANGO_SUPERUSER_PASSWORD=...": "DJANGO_SUPERUSER_PASSWORD=a-long-password-for-the-docs",
+        "--username NAME --email EMAIL": "--username docs --email docs@example.com"})
+    assert "Superuser created successfully." in result.stdout
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+        row = db.execute("SELECT is_superuser, is_staff, email, password FROM auth_user WHERE username = 'docs'").fetchone()
+    assert row[:3] == (1, 1, "docs@example.com") and not row[3].startswith("!")  # "!": no usable password
