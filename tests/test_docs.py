@@ -20,7 +20,7 @@ import pydantic
 import pytest
 import yaml
 
-from responses_app.loading import parse_responses
+from responses_app.canned.responses_file import parse_responses
 
 from .conftest import (FIXTURES, ROOT, anthropic_client, control, copy_migrated_sqlite, make_server, manage,
                        openai_client)
@@ -546,3 +546,24 @@ def test_the_createsuperuser_example(tmp_path, database, block):
     with sqlite3.connect(tmp_path / "db.sqlite3") as db:
         row = db.execute("SELECT is_superuser, is_staff, email, password FROM auth_user WHERE username = 'docs'").fetchone()
     assert row[:3] == (1, 1, "docs@example.com") and not row[3].startswith("!")  # "!": no usable password
+
+
+@runs(("docs/architecture.md", "mockllm_site/            settings (all read from the environment, in settings.py), "
+                               "URLs, ASGI entry point"))
+def test_the_layout_in_the_architecture_page_is_the_code_s(block):
+    """Every module the layout names exists where it says, and every module of the app is named."""
+    named, folders = set(), []
+    for line in block.splitlines():
+        indent = len(line) - len(line.lstrip())
+        folders = [(depth, name) for depth, name in folders if depth < indent]
+        words = line.split()
+        if words and words[0].endswith("/"):
+            folders.append((indent, words[0].rstrip("/")))
+            continue
+        for word in words:
+            if re.fullmatch(r"\w+\.py", word.rstrip(":,")):
+                named.add("/".join([name for _, name in folders] + [word.rstrip(":,")]))
+    assert named and all((ROOT / path).is_file() for path in named), sorted(p for p in named if not (ROOT / p).is_file())
+    modules = {str(path.relative_to(ROOT)) for path in (ROOT / "responses_app").rglob("*.py")
+               if path.name != "__init__.py" and not {"migrations", "management"} & set(path.parts)}
+    assert modules - named == set(), "modules the layout does not name"
