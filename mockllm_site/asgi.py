@@ -11,16 +11,14 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mockllm_site.settings")
 site_application = get_asgi_application()  # sets Django up before the imports below
 
-from channels.routing import ProtocolTypeRouter  # noqa: E402
-
 import logging  # noqa: E402
 
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from responses_app.api import daphne_patch  # noqa: E402
 from responses_app.api.handler import APIHandler, route_http  # noqa: E402
 from responses_app.api.sse import QuietStreamAborted  # noqa: E402
-
 from responses_app.canned.watcher import start_watcher  # noqa: E402
 
 daphne_patch.install()

@@ -14,8 +14,9 @@ import logging
 import random
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
-from django.db import connections
 from django.core.handlers.exception import convert_exception_to_response
+from django.db import connections
 from django.http import HttpResponseBase
 from django.urls import set_script_prefix
 from django.utils.module_loading import import_string

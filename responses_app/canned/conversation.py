@@ -1,9 +1,10 @@
 """The provider-neutral shapes between the wire formats and matching: what was asked, what to answer."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 NO_USAGE: Mapping[str, int] = MappingProxyType({})  # shared by every reply without overrides
 

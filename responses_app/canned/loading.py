@@ -14,9 +14,6 @@ from pathlib import Path
 from django.db import connections, transaction
 from django.utils import timezone
 
-from responses_app.models import CannedResponse, ResponseSet, SetVersion, Source
-
-logger = logging.getLogger("mockllm.loading")
 from responses_app.canned.responses_file import (
     MAX_ERRORS_SHOWN,
     ParsedResponses,
@@ -24,6 +21,9 @@ from responses_app.canned.responses_file import (
     ResponsesFileError,
     parse_responses,
 )
+from responses_app.models import CannedResponse, ResponseSet, SetVersion, Source
+
+logger = logging.getLogger("mockllm.loading")
 
 
 @dataclass

@@ -74,7 +74,7 @@ class Entry:
     faults: dict[str, Any] | None = None  # the entry's error, timing and stream_error options
 
     @classmethod
-    def build(cls, id: int, prompt: str, answer: str, options: dict[str, Any], position: int) -> "Entry":
+    def build(cls, id: int, prompt: str, answer: str, options: dict[str, Any], position: int) -> Entry:
         kind = options.get("match", "exact")
         if not options:  # the original format: most entries of a large set
             return cls(id=id, prompt=prompt, kind="exact", target="last_user", rank=(0, position, id),
@@ -139,7 +139,7 @@ class Entry:
         """The reply for the request's turn; past the last scripted turn, the last one again."""
         return self.replies[min(request.turn, len(self.replies)) - 1]
 
-    def shadows(self, later: "Entry") -> bool:
+    def shadows(self, later: Entry) -> bool:
         """True when this entry, tried first, answers every request `later` would answer."""
         if self.target != later.target:
             return False
@@ -201,7 +201,7 @@ class SetIndex:
     @classmethod
     def build(
         cls, rows: Iterable[tuple], *, version: int, unknown_response: str, settings: dict[str, Any]
-    ) -> "SetIndex":
+    ) -> SetIndex:
         """rows: (id, prompt, answer) or (id, prompt, answer, options, position)."""
         entries = sorted(
             (Entry.build(row[0], row[1], row[2], row[3] if len(row) > 3 else {}, row[4] if len(row) > 4 else 0)

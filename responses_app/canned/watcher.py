@@ -62,7 +62,7 @@ class WriterLock:
         if name == ":memory:" or name.startswith("file:"):
             self._handle = True
             return True
-        handle = open(f"{name}.watcher.lock", "a")
+        handle = open(f"{name}.watcher.lock", "a")  # noqa: SIM115 (held open while this process writes)
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -101,7 +101,7 @@ class ResponsesWatcher:
         self.loads = 0  # completed loads, for tests and status
 
     # -- life cycle ------------------------------------------------------------------------------
-    def start(self) -> "ResponsesWatcher":
+    def start(self) -> ResponsesWatcher:
         self._observer = Observer()
         handler = _Handler(self)
         for directory in sorted({path.parent for path in self.paths}):

@@ -9,11 +9,19 @@ from collections.abc import Iterator
 from typing import Any
 
 from responses_app.canned.conversation import ChatRequest, Reply, Tool
-from responses_app.providers.chunking import split_text
 from responses_app.canned.matching import Match
 from responses_app.canned.tokens import count_all, tool_texts
+from responses_app.providers.chunking import split_text
 from responses_app.providers.common import (
-    ResponseIds, dumps, invalid, json_type, make_ids, optional_bool, optional_int, parse_tools, require_list,
+    ResponseIds,
+    dumps,
+    invalid,
+    json_type,
+    make_ids,
+    optional_bool,
+    optional_int,
+    parse_tools,
+    require_list,
     require_str,
 )
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 TOKEN_PIECES = re.compile(r"\s*(?:\w+|[^\w\s])|\s+")
 WORD_PIECES = re.compile(r"\s*\S+|\s+")

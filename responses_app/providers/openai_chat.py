@@ -6,11 +6,19 @@ from collections.abc import Iterator
 from typing import Any
 
 from responses_app.canned.conversation import ChatRequest, Reply, Tool
-from responses_app.providers.chunking import split_text
 from responses_app.canned.matching import Match
 from responses_app.canned.tokens import count_all, tool_texts
+from responses_app.providers.chunking import split_text
 from responses_app.providers.common import (
-    ResponseIds, dumps, invalid, json_type, make_ids, optional_bool, optional_int, require_list, require_str,
+    ResponseIds,
+    dumps,
+    invalid,
+    json_type,
+    make_ids,
+    optional_bool,
+    optional_int,
+    require_list,
+    require_str,
 )
 from responses_app.providers.common import parse_tools as common_parse_tools
 
@@ -180,7 +188,7 @@ def render_json(request: ChatRequest, match: Match, ids: ResponseIds) -> bytes:
     if reply.tool_calls:
         message["tool_calls"] = [
             {"id": call_id, "type": "function", "function": {"name": call.name, "arguments": call.arguments}}
-            for call_id, call in zip(call_ids(reply), reply.tool_calls)
+            for call_id, call in zip(call_ids(reply), reply.tool_calls, strict=True)
         ]
     finish = reply.openai_finish()
     return dumps({
@@ -223,7 +231,7 @@ def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: A
     if reply.tool_calls:
         identifiers = call_ids(reply)
         for choice in choices:
-            for index, (call_id, call) in enumerate(zip(identifiers, reply.tool_calls)):
+            for index, (call_id, call) in enumerate(zip(identifiers, reply.tool_calls, strict=True)):
                 start = {"index": index, "id": call_id, "type": "function",
                          "function": {"name": call.name, "arguments": ""}}
                 yield head + choice + b',"delta":{"tool_calls":[' + dumps(start) + b"]}" + pending + tail

@@ -5,11 +5,25 @@ from collections.abc import Iterator
 from typing import Any
 
 from responses_app.canned.conversation import ChatRequest
-from responses_app.providers.chunking import split_text
 from responses_app.canned.matching import Match
 from responses_app.canned.tokens import count_tokens
-from responses_app.providers.common import ResponseIds, dumps, invalid, make_ids, optional_bool, optional_int, require_str
-from responses_app.providers.openai_chat import MAX_N, SYSTEM_FINGERPRINT, effective_ids, render_error, render_stream_error
+from responses_app.providers.chunking import split_text
+from responses_app.providers.common import (
+    ResponseIds,
+    dumps,
+    invalid,
+    make_ids,
+    optional_bool,
+    optional_int,
+    require_str,
+)
+from responses_app.providers.openai_chat import (
+    MAX_N,
+    SYSTEM_FINGERPRINT,
+    effective_ids,
+    render_error,
+    render_stream_error,
+)
 
 NAME = "openai"
 ENDPOINT = "completions"

@@ -8,11 +8,27 @@ from collections.abc import Iterator
 from typing import Any
 
 from responses_app.canned.conversation import ChatRequest
-from responses_app.providers.chunking import split_text
 from responses_app.canned.matching import Match
 from responses_app.canned.tokens import count_all, tool_texts
-from responses_app.providers.common import ResponseIds, dumps, invalid, json_type, make_ids, optional_bool, optional_int, require_str
-from responses_app.providers.openai_chat import ARGUMENT_PIECE, content_texts, effective_ids, render_error, forced_tool, parse_tools
+from responses_app.providers.chunking import split_text
+from responses_app.providers.common import (
+    ResponseIds,
+    dumps,
+    invalid,
+    json_type,
+    make_ids,
+    optional_bool,
+    optional_int,
+    require_str,
+)
+from responses_app.providers.openai_chat import (
+    ARGUMENT_PIECE,
+    content_texts,
+    effective_ids,
+    forced_tool,
+    parse_tools,
+    render_error,
+)
 
 NAME = "openai"
 ENDPOINT = "responses"

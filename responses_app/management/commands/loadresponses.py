@@ -18,8 +18,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "paths", nargs="*",
-            help="the YAML file(s) to load (default: MOCKLLM_RESPONSES_FILE, now %s)"
-            % ":".join(str(p) for p in settings.MOCKLLM_RESPONSES_FILES),
+            help="the YAML file(s) to load (default: MOCKLLM_RESPONSES_FILE, now "
+            f"{':'.join(str(p) for p in settings.MOCKLLM_RESPONSES_FILES)})",
         )
 
     def handle(self, *args: Any, paths: list[str], **options: Any) -> None:
