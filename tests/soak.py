@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.conftest import make_server  # noqa: E402
+from tests.support import make_server  # noqa: E402
 
 FILE_PROMPTS = 50
 BAD_LOG_WORDS = ("Task was destroyed but it is pending", "was never awaited", "unclosed", "database is locked",

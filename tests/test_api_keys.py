@@ -7,7 +7,7 @@ import httpx
 import openai
 import pytest
 
-from .conftest import CONTROL_TOKEN, anthropic_client, chat, control, create_api_key, make_server, openai_client
+from .support import CONTROL_TOKEN, anthropic_client, chat, control, create_api_key, make_server, openai_client
 
 KEY = "mk-team-a-key-0123456789abcdef"
 OTHER_KEY = "mk-default-key-0123456789abcdef"

@@ -5,7 +5,7 @@ import time
 import openai
 import pytest
 
-from .conftest import anthropic_client, openai_client
+from .support import anthropic_client, openai_client
 
 SKY = "what colour is the sky?"
 SKY_ANSWER = "The sky is blue during a clear day due to a phenomenon called Rayleigh scattering."

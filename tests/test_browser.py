@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from .conftest import chat, leave_out_or_fail
+from .support import chat, leave_out_or_fail
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 

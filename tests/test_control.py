@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import CONTROL_TOKEN, chat, control, make_server
+from .support import CONTROL_TOKEN, chat, control, make_server
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,7 @@ def test_the_readme_test_run_example_works_as_written(srv):
     import re
     import subprocess
 
-    from .conftest import ROOT
+    from .support import ROOT
 
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"export TOKEN=[^\n]*\n(.*?)```", readme, re.S).group(1)

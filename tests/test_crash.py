@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from .conftest import make_server
+from .support import make_server
 
 ENTRIES = 12_000
 

@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from .conftest import anthropic_client, make_server, openai_client
+from .support import anthropic_client, make_server, openai_client
 
 RESPONSES = """
 responses:

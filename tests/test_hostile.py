@@ -32,7 +32,7 @@ responses:
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    from .conftest import make_server
+    from .support import make_server
 
     server = make_server(tmp_path_factory.mktemp("hostile"), responses=HOSTILE_RESPONSES,
                          MOCKLLM_MAX_BODY_BYTES=str(8 * 1024 * 1024)).start()

@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import ROOT, make_server
+from .support import ROOT, make_server
 
 DEFAULT = "I don't know the answer to that. This is a mock response."
 

@@ -9,7 +9,7 @@ import signal
 import httpx
 import pytest
 
-from .conftest import CONTROL_TOKEN, anthropic_client, chat, control, create_api_key, make_server, openai_client
+from .support import CONTROL_TOKEN, anthropic_client, chat, control, create_api_key, make_server, openai_client
 
 SECRET_KEY = "sk-journal-secret-0123456789abcdef"
 

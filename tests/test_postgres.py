@@ -1,5 +1,5 @@
 """The same server on PostgreSQL (DATABASE_URL=postgres://...)."""
-from .conftest import openai_client
+from .support import openai_client
 
 
 def test_server_on_postgres_loads_and_answers(new_server, postgres_database):

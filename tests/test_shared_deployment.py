@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from .conftest import CONTROL_TOKEN, chat, control, make_server, scratch_database
+from .support import CONTROL_TOKEN, chat, control, make_server, scratch_database
 
 
 @pytest.fixture(scope="module")

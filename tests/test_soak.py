@@ -3,7 +3,7 @@ import json
 import subprocess
 import sys
 
-from .conftest import ROOT
+from .support import ROOT
 
 
 def test_a_short_soak_run_loses_nothing_and_stays_flat():
