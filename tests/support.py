@@ -231,16 +231,16 @@ def wait_for(check: Callable[[], Any], timeout: float = PATIENCE, every: float =
 
 # --- HTTP ----------------------------------------------------------------------------------------
 
-def chat(srv, prompt: str | list, *, headers: dict | None = None, **body):
-    """POST /v1/chat/completions with one user message (or the given messages) to a server, or through
-    Django's test client when `srv` is one."""
+def chat(srv, prompt: str | list, *, headers: dict | None = None, timeout: float = 30, **body):
+    """POST /v1/chat/completions with one user message (or the given messages) and `body`'s other fields
+    to a server (anything with a `url`), or through Django's test client when `srv` is one."""
     messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
     payload = {"model": "m", "messages": messages, **body}
     if not hasattr(srv, "url"):  # django.test.Client
         return srv.post("/v1/chat/completions", payload, content_type="application/json", headers=headers or {})
     import httpx
 
-    return httpx.post(f"{srv.url}/v1/chat/completions", json=payload, headers=headers or {}, timeout=30)
+    return httpx.post(f"{srv.url}/v1/chat/completions", json=payload, headers=headers or {}, timeout=timeout)
 
 
 def text_of(response) -> str:
