@@ -152,10 +152,12 @@ def test_a_stream_without_done_and_a_malformed_chunk(srv):
     assert raw.status_code == 200 and b"[DONE]" not in raw.content and b'"finish_reason":"stop"' in raw.content
     chunks = list(oa(srv).chat.completions.create(model="flaky-1", messages=QUESTION, stream=True))
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "2+2 equals 9."
-    with pytest.raises(Exception) as caught:
-        list(oa(srv).chat.completions.create(model="m", messages=QUESTION, stream=True,
-                                             extra_headers={"X-Mock-Stream-Error": "malformed; after_chunks=2"}))
-    assert isinstance(caught.value, (json.JSONDecodeError, ValueError, openai.APIError))
+    received = []
+    with pytest.raises(json.JSONDecodeError, match="Expecting value"):  # the SDK cannot parse the broken chunk
+        for chunk in oa(srv).chat.completions.create(model="m", messages=QUESTION, stream=True,
+                                                     extra_headers={"X-Mock-Stream-Error": "malformed; after_chunks=2"}):
+            received.append(chunk)
+    assert len(received) == 2
 
 
 def test_a_stall_and_a_timeout_before_any_byte(srv):

@@ -149,14 +149,14 @@ def test_prompts_in_every_script_match_as_documented(srv):
     nfd = unicodedata.normalize("NFD", nfc)
     assert nfc != nfd
     assert ask(srv, nfc) == "exact NFC"
-    assert ask(srv, nfd) != "exact NFC"  # exact compares code points: NFD is another text
+    assert ask(srv, nfd) == DEFAULT_ANSWER  # exact compares code points: NFD is another text
     assert ask(srv, unicodedata.normalize("NFD", "CAFÉ normalized")) == "normalized ok"  # normalized folds NFC/NFD
-    assert ask(srv, "combining e\u0301\u0301\u0301 marks") != ""
+    assert ask(srv, "combining e\u0301\u0301\u0301 marks") == DEFAULT_ANSWER
 
 
 def test_a_catastrophic_regex_does_not_stall_the_server(srv):
     started = time.monotonic()
-    assert ask(srv, "a" * 100_000 + "!") != "regex ok"
+    assert ask(srv, "a" * 100_000 + "!") == DEFAULT_ANSWER
     assert ask(srv, "a" * 100_000) == "regex ok"
     # Typically a fraction of a second; a backtracking engine would not finish in hours.
     assert time.monotonic() - started < 10
@@ -169,7 +169,7 @@ def test_a_yaml_alias_bomb_is_refused():
                f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
                f"*{chr(97 + i)}]\n" for i in range(8))
     started = time.monotonic()
-    with pytest.raises(ResponsesFileError, match="alias bomb"):
+    with pytest.raises(ResponsesFileError, match=r"expands to too many values \(a YAML alias bomb\?\)"):
         parse_responses(bomb)
     # Refused after counting a million values (typically 2-3 s); expanded, it would be a billion.
     assert time.monotonic() - started < 20

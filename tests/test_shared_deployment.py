@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from .support import CONTROL_TOKEN, ask, chat, control, make_server, scratch_database, wait_for
+from .support import CONTROL_TOKEN, DEFAULT_ANSWER, ask, chat, control, make_server, scratch_database, wait_for
 
 
 POLLING_SECONDS = 30
@@ -72,11 +72,11 @@ def test_two_test_runs_see_only_their_own_turns_and_journal(two_processes):
         assert {entry["test_id"] for entry in journal["data"]} == {run}
         assert all(entry["matched"] and entry["prompt"] == "book a table" for entry in journal["data"])
     # Without a test id, the conversation gets the default set.
-    assert ask(first, "book a table") == "I don't know the answer to that. This is a mock response."
+    assert ask(first, "book a table") == DEFAULT_ANSWER
     # A run cleans up after itself; the other run's entries stay.
     assert control(second, "DELETE", "responses", params={"test_id": runs[0]}).json() == {"deleted": 1}
-    assert ask(first, "book a table", headers={"X-Mock-Test-Id": runs[0]}).startswith("I don't know")
-    assert ask(first, "book a table", headers={"X-Mock-Test-Id": runs[1]}).startswith(runs[1])
+    assert ask(first, "book a table", headers={"X-Mock-Test-Id": runs[0]}) == DEFAULT_ANSWER
+    assert ask(first, "book a table", headers={"X-Mock-Test-Id": runs[1]}) == f"{runs[1]}: for how many people?"
 
 
 def test_a_change_in_one_process_is_served_by_the_other_at_once(two_processes):
