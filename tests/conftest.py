@@ -8,9 +8,14 @@ import pytest
 # ROOT, manage, make_server, openai_client and anthropic_client are imported here too for
 # tests/test_readme.py, which still imports them from this module.
 from .support import (  # noqa: F401
-    POSTGRES_URL, REDIS_URL, ROOT, Server, anthropic_client, leave_out_or_fail, make_server, manage, openai_client,
-    postgres_available, redis_available, scratch_database,
+    CONTROL_TOKEN, POSTGRES_URL, QA_BOT_KEY, REDIS_URL, ROOT, Server, anthropic_client, create_api_key,
+    finish_stopping, leave_out_or_fail, make_server, manage, openai_client, postgres_available, redis_available,
+    scratch_database,
 )
+
+
+def pytest_sessionfinish(session, exitstatus):
+    finish_stopping()  # the servers whose teardown did not wait for them to exit
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +23,19 @@ def server(tmp_path_factory: pytest.TempPathFactory):
     """One running server with the default responses, shared by the read-only HTTP tests."""
     srv = make_server(tmp_path_factory.mktemp("server")).start()
     yield srv
-    srv.stop()
+    srv.stop(wait=False)
+
+
+@pytest.fixture(scope="session")
+def control_server(tmp_path_factory: pytest.TempPathFactory):
+    """A server under daphne (the production command) with the control API on (CONTROL_TOKEN) and one
+    API key, "qa-bot" (not required), shared by the control API's and the journal's tests; they keep
+    to test runs (X-Mock-Test-Id) of their own."""
+    srv = make_server(tmp_path_factory.mktemp("control"), MOCKLLM_CONTROL_TOKEN=CONTROL_TOKEN)
+    create_api_key(srv, "qa-bot", QA_BOT_KEY)
+    srv.start(daphne=True)
+    yield srv
+    srv.stop(wait=False)
 
 
 @pytest.fixture
@@ -33,7 +50,7 @@ def new_server(tmp_path: Path):
 
     yield start
     for srv in started:
-        srv.stop()
+        srv.stop(wait=False)
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ REQUIRE_SERVICES = os.environ.get("MOCKLLM_REQUIRE_SERVICES") == "1"
 POSTGRES_URL = os.environ.get("MOCKLLM_TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("MOCKLLM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CONTROL_TOKEN = "control-token-for-tests-0123456789"
+QA_BOT_KEY = "sk-journal-secret-0123456789abcdef"  # the API key of conftest's control_server
 # The answer of the default responses file (fixtures/responses.yml) to a prompt it does not know.
 DEFAULT_ANSWER = "I don't know the answer to that. This is a mock response."
 ADMIN_PASSWORD = "a-long-test-password"
@@ -134,14 +135,16 @@ class Server:
             raise
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, wait: bool = True) -> None:
+        """Stop the server (SIGTERM; SIGKILL after 10 s). wait=False returns at once and leaves the
+        waiting to finish_stopping(): a server spends a second or two shutting down (its journal writer
+        stores what it was handed), which a fixture's teardown need not sit through."""
         if self.process and self.process.poll() is None:
             self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            if wait:
+                _wait_or_kill(self.process)
+            else:
+                _stopping.append(self.process)
 
     def log(self) -> str:
         return self.log_path.read_text()
@@ -157,6 +160,26 @@ class Server:
 
     def log_events(self, event: str) -> list[dict]:
         return [line for line in self.log_lines() if line.get("event") == event]
+
+
+_stopping: list[subprocess.Popen] = []
+
+
+def _wait_or_kill(process: subprocess.Popen, timeout: float = 10.0) -> None:
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def finish_stopping() -> None:
+    """Wait for the servers stopped with wait=False to exit."""
+    while _stopping:
+        _wait_or_kill(_stopping.pop())
+
+
+atexit.register(finish_stopping)
 
 
 def make_server(workdir: Path, *, database_url: str | None = None, responses: str | None = None, **env: str) -> Server:

@@ -200,8 +200,7 @@ def test_each_request_is_one_json_log_line_without_the_prompt(oa, server):
     assert SKY not in json.dumps(entry)
 
 
-def test_the_production_command_serves_the_same_answers(new_server):
-    srv = new_server(daphne=True)
-    client = openai.OpenAI(base_url=f"{srv.url}/v1", api_key="k", max_retries=0)
+def test_the_production_command_serves_the_same_answers(control_server):
+    client = openai.OpenAI(base_url=f"{control_server.url}/v1", api_key="k", max_retries=0)  # daphne
     with client.chat.completions.stream(model="m", messages=user(SKY)) as stream:
         assert stream.get_final_completion().choices[0].message.content == SKY_ANSWER

@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from .support import CONTROL_TOKEN, DEFAULT_ANSWER, ROOT, ask, control, make_server
+from .support import CONTROL_TOKEN, DEFAULT_ANSWER, ROOT, ask, control
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory):
-    server = make_server(tmp_path_factory.mktemp("control"), MOCKLLM_CONTROL_TOKEN=CONTROL_TOKEN).start(daphne=True)
-    yield server
-    server.stop()
+def srv(control_server):
+    return control_server
 
 
 @pytest.mark.parametrize("token, status, code", [(None, 401, "missing_token"), ("wrong-token-0123456789", 401,

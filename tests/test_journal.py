@@ -9,18 +9,14 @@ import signal
 import httpx
 import pytest
 
-from .support import CONTROL_TOKEN, anthropic_client, chat, control, create_api_key, make_server, openai_client
+from .support import CONTROL_TOKEN, QA_BOT_KEY, anthropic_client, chat, control, make_server, openai_client
 
-SECRET_KEY = "sk-journal-secret-0123456789abcdef"
+SECRET_KEY = QA_BOT_KEY  # the key of control_server's "qa-bot"
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory):
-    server = make_server(tmp_path_factory.mktemp("journal"), MOCKLLM_CONTROL_TOKEN=CONTROL_TOKEN)
-    create_api_key(server, "qa-bot", SECRET_KEY)
-    server.start(daphne=True)
-    yield server
-    server.stop()
+def srv(control_server):
+    return control_server
 
 
 def journal(srv, test_id: str, count: int) -> list[dict]:
