@@ -29,7 +29,7 @@ def srv(tmp_path_factory):
                                                        "scenario": "team-a"})
     assert added.status_code == 201, added.text
     yield server
-    server.stop()
+    server.stop(wait=False)
 
 
 def test_a_known_key_is_accepted_in_both_header_styles(srv):

@@ -45,7 +45,7 @@ QUESTION = [{"role": "user", "content": "what is 2+2?"}]
 def srv(tmp_path_factory):
     server = make_server(tmp_path_factory.mktemp("failures"), responses=RESPONSES, MOCKLLM_STALL_SECONDS="30").start()
     yield server
-    server.stop()
+    server.stop(wait=False)
 
 
 def oa(srv, **options):

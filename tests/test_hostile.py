@@ -36,7 +36,7 @@ def srv(tmp_path_factory):
     server = make_server(tmp_path_factory.mktemp("hostile"), responses=HOSTILE_RESPONSES,
                          MOCKLLM_MAX_BODY_BYTES=str(8 * 1024 * 1024)).start()
     yield server
-    server.stop()
+    server.stop(wait=False)
 
 
 def post(srv, body: bytes, headers: dict | None = None) -> tuple[int, dict]:
