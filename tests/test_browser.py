@@ -9,6 +9,8 @@ import pytest
 
 from .support import ask, leave_out_or_fail
 
+pytestmark = pytest.mark.slow  # a real browser
+
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 

@@ -8,7 +8,11 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
 from .support import ask, make_server, wait_for
+
+pytestmark = pytest.mark.slow  # a 12,000-entry file loaded four times, the server killed twice
 
 ENTRIES = 12_000
 

@@ -28,6 +28,7 @@ def save_atomically(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
+@pytest.mark.slow  # twenty edits
 def test_every_edit_is_served_promptly_and_in_order(new_server, capsys):
     srv = new_server(responses=responses_yaml({"q": "answer 0"}))
     assert ask(srv, "q") == "answer 0"
@@ -77,6 +78,7 @@ def test_the_file_shown_in_the_admin_records_the_rejection(new_server):
     assert "appears twice" in out.stdout and ":3:" in out.stdout
 
 
+@pytest.mark.slow  # slow writes, on purpose
 @pytest.mark.parametrize("style", ["one handle, 4 KiB pieces", "separate appends with pauses"])
 def test_a_slowly_written_file_is_never_half_loaded(new_server, style):
     entries = {f"prompt {i:03}": f"answer {i:03} " + "x" * 200 for i in range(300)}
@@ -156,14 +158,17 @@ def run_two_servers(tmp_path: Path, database_url: str | None) -> None:
         second.stop()
 
 
+@pytest.mark.slow  # two servers
 def test_two_servers_on_one_sqlite_database(tmp_path):
     run_two_servers(tmp_path, None)
 
 
+@pytest.mark.slow  # two servers
 def test_two_servers_on_postgres(tmp_path, postgres_database):
     run_two_servers(tmp_path, postgres_database)
 
 
+@pytest.mark.slow  # a server and two watchers
 def test_watchresponses_is_the_one_writer_and_a_standby_takes_over(tmp_path):
     srv = make_server(tmp_path / "s", MOCKLLM_HOT_RELOAD="0")
     watchers = []
@@ -191,6 +196,7 @@ def test_watchresponses_is_the_one_writer_and_a_standby_takes_over(tmp_path):
         srv.stop()
 
 
+@pytest.mark.slow  # a server and three manage.py runs
 def test_dumpresponses_writes_admin_edits_back_and_round_trips(new_server, tmp_path):
     srv = new_server(responses=responses_yaml({"yes": "no", "multi": "line one\nline two", " spaced ": "é"}))
     client = admin_session(srv)

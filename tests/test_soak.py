@@ -3,7 +3,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from .support import ROOT
+
+pytestmark = pytest.mark.slow  # a 12-second soak run
 
 
 def test_a_short_soak_run_loses_nothing_and_stays_flat():
