@@ -140,10 +140,11 @@ def test_the_mid_stream_error_modes_through_the_sdks(srv):
 
 def test_a_dropped_connection_mid_stream(srv):
     received = []
-    with pytest.raises((httpx.RemoteProtocolError, openai.APIConnectionError)):
+    with pytest.raises(openai.APIConnectionError, match="Connection error") as caught:
         for chunk in oa(srv).chat.completions.create(model="m", messages=QUESTION, stream=True,
                                                      extra_headers={"X-Mock-Stream-Error": "disconnect; after_chunks=4"}):
             received.append(chunk)
+    assert not isinstance(caught.value, openai.APITimeoutError)  # the connection was closed, not left hanging
     assert len(received) == 4
 
 
@@ -162,7 +163,7 @@ def test_a_stream_without_done_and_a_malformed_chunk(srv):
 
 def test_a_stall_and_a_timeout_before_any_byte(srv):
     received = []
-    with pytest.raises((httpx.ReadTimeout, openai.APITimeoutError)):  # the chunks before the stall come at once
+    with pytest.raises(openai.APITimeoutError):  # the chunks before the stall come at once
         for chunk in oa(srv, timeout=httpx.Timeout(3.0)).chat.completions.create(model="m", messages=QUESTION, stream=True,
                                                     extra_headers={"X-Mock-Stream-Error": "stall; after_chunks=3"}):
             received.append(chunk)
