@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check --quiet
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test browser bench-shared bench bench-pacing soak fuzz install install-dev migrate conformance clean
+.PHONY: run test test-fast browser bench-shared bench bench-pacing soak fuzz install install-dev migrate conformance clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ run: install responses.yml migrate
 test: install-dev browser
 	$(PY) manage.py check
 	$(PY) -m pytest
+
+# The suite without the tests marked slow, in about half the time (without installing the browser).
+test-fast: install-dev
+	$(PY) manage.py check
+	$(PY) -m pytest -m "not slow"
 
 # The browser test drives Debian's chromium through chromedriver; installed here when missing
 # (as root, with apt). Elsewhere the suite leaves that test out and says so.

@@ -7,6 +7,8 @@ from django.contrib.auth.models import User
 from responses_app.canned.loading import load_responses_file
 from responses_app.models import CannedResponse, ResponseSet, Source
 
+from .support import ask
+
 pytestmark = pytest.mark.django_db(transaction=True)  # the index is refreshed on commit, as in production
 
 
@@ -23,13 +25,6 @@ def loaded(tmp_path: Path) -> Path:
     path.write_text('responses:\n  "what is 2+2?": "2+2 equals 9."\ndefaults:\n  unknown_response: "no idea"\n')
     load_responses_file(path)
     return path
-
-
-def ask(client, prompt: str) -> str:
-    response = client.post("/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": prompt}]},
-                           content_type="application/json")
-    assert response.status_code == 200
-    return response.json()["choices"][0]["message"]["content"]
 
 
 def test_admin_requires_login(client):

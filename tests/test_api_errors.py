@@ -11,6 +11,7 @@ ANTHROPIC = "/v1/messages"
 GOOD_OPENAI = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
 GOOD_ANTHROPIC = {"model": "c", "max_tokens": 16, "messages": [{"role": "user", "content": "hello"}]}
 JSON = {"Content-Type": "application/json"}
+HELLO_ANSWER = "Hello! I am a mock LLM. I always give the same answer to the same prompt."  # fixtures/responses.yml
 
 
 def body(value) -> bytes:
@@ -108,7 +109,8 @@ def test_the_connection_survives_every_error(server):
         assert connection.sock is sock, f"connection was closed after {method} {path} -> {status}"
     connection.request("POST", OPENAI, body=body(GOOD_OPENAI), headers=JSON)
     response = connection.getresponse()
-    assert response.status == 200 and json.loads(response.read())["choices"][0]["message"]["content"]
+    assert response.status == 200
+    assert json.loads(response.read())["choices"][0]["message"]["content"] == HELLO_ANSWER
     assert connection.sock is sock
 
 

@@ -1,11 +1,10 @@
 """The official SDKs against a real server process: the answers users see, streamed and not."""
 import json
-import time
 
 import openai
 import pytest
 
-from .conftest import anthropic_client, openai_client
+from .support import anthropic_client, openai_client, wait_for
 
 SKY = "what colour is the sky?"
 SKY_ANSWER = "The sky is blue during a clear day due to a phenomenon called Rayleigh scattering."
@@ -188,23 +187,20 @@ def test_langchain_clients_get_the_answer_and_usage(server):
 def test_each_request_is_one_json_log_line_without_the_prompt(oa, server):
     reply = oa.chat.completions.create(model="log-check-model", messages=user(SKY), stream=True)
     list(reply)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        lines = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
-        mine = [line for line in lines if line.get("model") == "log-check-model"]
-        if mine:
-            break
-        time.sleep(0.05)
-    assert len(mine) == 1
-    entry = mine[0]
+
+    def mine() -> list[dict]:
+        return [line for line in server.log_lines() if line.get("model") == "log-check-model"]
+
+    wait_for(mine, message="the request was not logged")
+    assert len(mine()) == 1
+    entry = mine()[0]
     assert entry["event"] == "request" and entry["status"] == 200 and entry["provider"] == "openai"
     assert entry["stream"] is True and entry["stream_end"] == "completed" and entry["match_rule"] == "exact"
     assert entry["request_id"].startswith("req_") and isinstance(entry["duration_ms"], float)
     assert SKY not in json.dumps(entry)
 
 
-def test_the_production_command_serves_the_same_answers(new_server):
-    srv = new_server(daphne=True)
-    client = openai.OpenAI(base_url=f"{srv.url}/v1", api_key="k", max_retries=0)
+def test_the_production_command_serves_the_same_answers(control_server):
+    client = openai.OpenAI(base_url=f"{control_server.url}/v1", api_key="k", max_retries=0)  # daphne
     with client.chat.completions.stream(model="m", messages=user(SKY)) as stream:
         assert stream.get_final_completion().choices[0].message.content == SKY_ANSWER

@@ -3,19 +3,12 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import CONTROL_TOKEN, chat, control, make_server
+from .support import CONTROL_TOKEN, DEFAULT_ANSWER, ROOT, ask, control
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory):
-    server = make_server(tmp_path_factory.mktemp("control"), MOCKLLM_CONTROL_TOKEN=CONTROL_TOKEN).start(daphne=True)
-    yield server
-    server.stop()
-
-
-def answer_of(response) -> str:
-    assert response.status_code == 200, response.text
-    return response.json()["choices"][0]["message"]["content"]
+def srv(control_server):
+    return control_server
 
 
 @pytest.mark.parametrize("token, status, code", [(None, 401, "missing_token"), ("wrong-token-0123456789", 401,
@@ -41,14 +34,14 @@ def test_add_list_get_and_delete_canned_responses(srv):
     assert added.status_code == 201, added.text
     row = added.json()
     assert row["entry"] == {"match": {"contains": "largest planet"}, "response": {"text": "Jupiter."}}
-    assert answer_of(chat(srv, "Which is the largest planet?")) == "Jupiter."  # served from the next request
+    assert ask(srv, "Which is the largest planet?") == "Jupiter."  # served from the next request
 
     listed = control(srv, "GET", "responses", params={"limit": 1000}).json()
     assert row["id"] in [item["id"] for item in listed["data"]]
     assert control(srv, "GET", f"responses/{row['id']}").json()["answer"] == "Jupiter."
     assert control(srv, "DELETE", f"responses/{row['id']}").status_code == 204
     assert control(srv, "GET", f"responses/{row['id']}").status_code == 404
-    assert answer_of(chat(srv, "Which is the largest planet?")) != "Jupiter."
+    assert ask(srv, "Which is the largest planet?") == DEFAULT_ANSWER
 
 
 def test_bad_entries_are_refused_with_a_message(srv):
@@ -69,21 +62,21 @@ def test_a_test_runs_entries_are_its_own_and_go_with_it(srv):
     added = control(srv, "POST", "responses", json={"match": "what is 2+2?", "response": "four, for run 1"},
                     headers={"X-Mock-Test-Id": "run-1"})
     assert added.json()["test_id"] == "run-1"
-    assert answer_of(chat(srv, "what is 2+2?", headers={"X-Mock-Test-Id": "run-1"})) == "four, for run 1"
-    assert answer_of(chat(srv, "what is 2+2?", headers={"X-Mock-Test-Id": "run-2"})) == "2+2 equals 9."
-    assert answer_of(chat(srv, "what is 2+2?")) == "2+2 equals 9."
+    assert ask(srv, "what is 2+2?", headers={"X-Mock-Test-Id": "run-1"}) == "four, for run 1"
+    assert ask(srv, "what is 2+2?", headers={"X-Mock-Test-Id": "run-2"}) == "2+2 equals 9."
+    assert ask(srv, "what is 2+2?") == "2+2 equals 9."
     assert [r["id"] for r in control(srv, "GET", "responses", params={"test_id": "run-1"}).json()["data"]] == \
         [added.json()["id"]]
     assert control(srv, "DELETE", "responses", headers={"X-Mock-Test-Id": "run-1"}).json() == {"deleted": 1}
-    assert answer_of(chat(srv, "what is 2+2?", headers={"X-Mock-Test-Id": "run-1"})) == "2+2 equals 9."
+    assert ask(srv, "what is 2+2?", headers={"X-Mock-Test-Id": "run-1"}) == "2+2 equals 9."
 
 
 def test_journal_queries_filter_wait_and_clear(srv):
     run = {"X-Mock-Test-Id": "journal-run"}
-    chat(srv, "what is 2+2?", headers=run)
-    chat(srv, "never canned", headers=run)
-    chat(srv, "what is 2+2?", headers={"X-Mock-Test-Id": "other-run"})
-    found = control(srv, "GET", "journal", params={"test_id": "journal-run", "wait": 5, "min_count": 2}).json()
+    ask(srv, "what is 2+2?", headers=run)
+    ask(srv, "never canned", headers=run)
+    ask(srv, "what is 2+2?", headers={"X-Mock-Test-Id": "other-run"})
+    found = control(srv, "GET", "journal", params={"test_id": "journal-run", "wait": 10, "min_count": 2}).json()
     assert found["total"] == 2 and [e["prompt"] for e in found["data"]] == ["never canned", "what is 2+2?"]
     assert {e["test_id"] for e in found["data"]} == {"journal-run"}
     unmatched = control(srv, "GET", "journal", params={"test_id": "journal-run", "matched": "false"}).json()
@@ -113,8 +106,6 @@ def test_the_readme_test_run_example_works_as_written(srv):
     import os
     import re
     import subprocess
-
-    from .conftest import ROOT
 
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"export TOKEN=[^\n]*\n(.*?)```", readme, re.S).group(1)

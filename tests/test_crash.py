@@ -8,9 +8,11 @@ import sqlite3
 import time
 from pathlib import Path
 
-import httpx
+import pytest
 
-from .conftest import make_server
+from .support import ask, make_server, wait_for
+
+pytestmark = pytest.mark.slow  # a 12,000-entry file loaded four times, the server killed twice
 
 ENTRIES = 12_000
 
@@ -29,7 +31,7 @@ def answers_by_tag(database: Path) -> dict[str, int]:
 
 def test_sigkill_during_a_load_leaves_one_complete_set(tmp_path):
     srv = make_server(tmp_path / "crash", responses=responses("A"))
-    database = Path(srv.env["DATABASE_URL"].removeprefix("sqlite:///"))
+    database = srv.sqlite_path
     assert answers_by_tag(database) == {"A": ENTRIES}
     # How long a full load of a changed file takes on this machine, to kill the next one half-way.
     srv.responses_file.write_text(responses("B"))
@@ -41,7 +43,7 @@ def test_sigkill_during_a_load_leaves_one_complete_set(tmp_path):
     outcomes = []
     for fraction in (0.3, 0.6):
         srv.start()
-        httpx.post(f"{srv.url}/v1/chat/completions", timeout=30, json={"model": "m", "messages": [{"role": "user", "content": "prompt 1"}]})
+        assert ask(srv, "prompt 1").endswith("answer 1")
         before = answers_by_tag(database)
         tag = "C" if "B" in before else "B"
         srv.responses_file.write_text(responses(tag))
@@ -52,13 +54,9 @@ def test_sigkill_during_a_load_leaves_one_complete_set(tmp_path):
         assert len(after) == 1 and sum(after.values()) == ENTRIES, f"a mix or a loss: {after}"
         outcomes.append("previous" if after == before else "new")
         srv.start()  # restarted, it serves the complete set (and its watcher loads the file again)
-        reply = httpx.post(f"{srv.url}/v1/chat/completions", timeout=30, json={"model": "m", "messages": [
-            {"role": "user", "content": f"prompt {ENTRIES - 1}"}]}).json()
-        assert reply["choices"][0]["message"]["content"].endswith(f"answer {ENTRIES - 1}")
-        deadline = time.monotonic() + 60
-        while answers_by_tag(database) != {tag: ENTRIES} and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert answers_by_tag(database) == {tag: ENTRIES}
+        assert ask(srv, f"prompt {ENTRIES - 1}").endswith(f"answer {ENTRIES - 1}")
+        wait_for(lambda: answers_by_tag(database) == {tag: ENTRIES}, timeout=60, every=0.2,
+                 message=lambda: f"the restarted server did not load the file: {answers_by_tag(database)}")
         srv.stop()
     assert "previous" in outcomes, f"no kill landed inside a load: {outcomes} (load took {load_seconds:.1f} s)"
     print(json.dumps({"load_seconds": round(load_seconds, 2), "outcomes": outcomes}))

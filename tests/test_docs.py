@@ -22,7 +22,7 @@ import yaml
 
 from responses_app.canned.responses_file import parse_responses
 
-from .conftest import (FIXTURES, ROOT, anthropic_client, control, copy_migrated_sqlite, make_server, manage,
+from .support import (FIXTURES, ROOT, anthropic_client, control, copy_migrated_sqlite, make_server, manage,
                        openai_client)
 
 # The front page and the reference pages, by their path from the project root.

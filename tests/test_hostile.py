@@ -8,10 +8,11 @@ import threading
 import time
 import unicodedata
 
-import httpx
 import pytest
 
 from responses_app.canned.responses_file import ResponsesFileError, parse_responses
+
+from .support import DEFAULT_ANSWER, ask, make_server
 
 OPENAI = "/v1/chat/completions"
 ASK = {"model": "m", "messages": [{"role": "user", "content": "what is 2+2?"}]}
@@ -32,12 +33,10 @@ responses:
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    from .conftest import make_server
-
     server = make_server(tmp_path_factory.mktemp("hostile"), responses=HOSTILE_RESPONSES,
                          MOCKLLM_MAX_BODY_BYTES=str(8 * 1024 * 1024)).start()
     yield server
-    server.stop()
+    server.stop(wait=False)
 
 
 def post(srv, body: bytes, headers: dict | None = None) -> tuple[int, dict]:
@@ -50,12 +49,7 @@ def post(srv, body: bytes, headers: dict | None = None) -> tuple[int, dict]:
 
 
 def still_serving(srv) -> bool:
-    return httpx.post(f"{srv.url}{OPENAI}", json=ASK, timeout=10).status_code == 200
-
-
-def answer(srv, prompt: str) -> str:
-    return httpx.post(f"{srv.url}{OPENAI}", timeout=10, json={
-        "model": "m", "messages": [{"role": "user", "content": prompt}]}).json()["choices"][0]["message"]["content"]
+    return ask(srv, ASK["messages"]) == DEFAULT_ANSWER  # no entry here answers "what is 2+2?"
 
 
 def test_a_body_over_the_size_limit(srv):
@@ -103,22 +97,19 @@ def test_a_slow_client_does_not_hold_up_the_others(srv):
                  b"Content-Length: %d\r\n\r\n" % len(body))
     stop = threading.Event()
 
-    def trickle():
+    def trickle():  # one byte every 0.1 s: the body takes at least 8 s to arrive
         for byte in body:
-            if stop.is_set():
+            if stop.wait(0.1):
                 return
             slow.sendall(bytes([byte]))
-            time.sleep(0.05)
 
     thread = threading.Thread(target=trickle)
     thread.start()
     try:
-        latencies = []
         for _ in range(20):
-            started = time.monotonic()
             assert still_serving(srv)
-            latencies.append(time.monotonic() - started)
-        assert max(latencies) < 1.0
+        # every request was answered while the slow client was still sending
+        assert thread.is_alive(), "the other requests waited for the slow client's body"
     finally:
         stop.set()
         thread.join()
@@ -152,22 +143,23 @@ def test_a_huge_max_tokens_is_accepted(srv):
 
 
 def test_prompts_in_every_script_match_as_documented(srv):
-    assert answer(srv, "🙂 emoji prompt 👍🏽") == "emoji ok"
-    assert answer(srv, "مرحبا بالعالم") == "rtl ok"
+    assert ask(srv, "🙂 emoji prompt 👍🏽") == "emoji ok"
+    assert ask(srv, "مرحبا بالعالم") == "rtl ok"
     nfc = "café exact"
     nfd = unicodedata.normalize("NFD", nfc)
     assert nfc != nfd
-    assert answer(srv, nfc) == "exact NFC"
-    assert answer(srv, nfd) != "exact NFC"  # exact compares code points: NFD is another text
-    assert answer(srv, unicodedata.normalize("NFD", "CAFÉ normalized")) == "normalized ok"  # normalized folds NFC/NFD
-    assert answer(srv, "combining e\u0301\u0301\u0301 marks") != ""
+    assert ask(srv, nfc) == "exact NFC"
+    assert ask(srv, nfd) == DEFAULT_ANSWER  # exact compares code points: NFD is another text
+    assert ask(srv, unicodedata.normalize("NFD", "CAFÉ normalized")) == "normalized ok"  # normalized folds NFC/NFD
+    assert ask(srv, "combining e\u0301\u0301\u0301 marks") == DEFAULT_ANSWER
 
 
 def test_a_catastrophic_regex_does_not_stall_the_server(srv):
     started = time.monotonic()
-    assert answer(srv, "a" * 100_000 + "!") != "regex ok"
-    assert answer(srv, "a" * 100_000) == "regex ok"
-    assert time.monotonic() - started < 2
+    assert ask(srv, "a" * 100_000 + "!") == DEFAULT_ANSWER
+    assert ask(srv, "a" * 100_000) == "regex ok"
+    # Typically a fraction of a second; a backtracking engine would not finish in hours.
+    assert time.monotonic() - started < 10
 
 
 def test_a_yaml_alias_bomb_is_refused():
@@ -177,9 +169,10 @@ def test_a_yaml_alias_bomb_is_refused():
                f"*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, "
                f"*{chr(97 + i)}]\n" for i in range(8))
     started = time.monotonic()
-    with pytest.raises(ResponsesFileError, match="alias bomb"):
+    with pytest.raises(ResponsesFileError, match=r"expands to too many values \(a YAML alias bomb\?\)"):
         parse_responses(bomb)
-    assert time.monotonic() - started < 5
+    # Refused after counting a million values (typically 2-3 s); expanded, it would be a billion.
+    assert time.monotonic() - started < 20
 
 
 def test_yaml_with_python_object_tags_is_refused():

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -12,30 +11,10 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
-from .conftest import ROOT, make_server
-
-DEFAULT = "I don't know the answer to that. This is a mock response."
-
-
-def ask(srv, prompt: str) -> str:
-    response = httpx.post(f"{srv.url}/v1/chat/completions", timeout=10,
-                          json={"model": "m", "messages": [{"role": "user", "content": prompt}]})
-    assert response.status_code == 200, response.text
-    return response.json()["choices"][0]["message"]["content"]
-
-
-def wait_for(check, timeout: float = 5.0, every: float = 0.02) -> float:
-    """Seconds until check() is true; fails after `timeout`."""
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"not true after {timeout}s")
-        time.sleep(every)
-    return time.monotonic() - start
-
+from .support import DEFAULT_ANSWER as DEFAULT
+from .support import ROOT, admin_add, admin_session, ask, make_server, wait_for
 
 def responses_yaml(entries: dict[str, str], default: str = DEFAULT) -> str:
     lines = ["responses:"] + [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in entries.items()]
@@ -49,37 +28,42 @@ def save_atomically(path: Path, text: str) -> None:
     os.replace(temporary, path)
 
 
-def log_events(srv, event: str) -> list[dict]:
-    lines = (json.loads(line) for line in srv.log().splitlines() if line.startswith("{"))
-    return [line for line in lines if line.get("event") == event]
-
-
-def test_an_edit_is_served_within_a_second(new_server, capsys):
+@pytest.mark.slow  # twenty edits
+def test_every_edit_is_served_promptly_and_in_order(new_server, capsys):
     srv = new_server(responses=responses_yaml({"q": "answer 0"}))
     assert ask(srv, "q") == "answer 0"
     latencies = []
     for i in range(1, 21):
         text = responses_yaml({"q": f"answer {i}"})
+        seen: list[str] = []
+
+        def served() -> bool:
+            seen.append(ask(srv, "q"))
+            return seen[-1] == f"answer {i}"
+
         saved = time.monotonic()
         if i % 2:
             save_atomically(srv.responses_file, text)
         else:
             srv.responses_file.write_text(text)  # in place
-        wait_for(lambda: ask(srv, "q") == f"answer {i}", timeout=3)
+        wait_for(served, message=lambda: f"edit {i} not served; answers seen: {sorted(set(seen))}")
         latencies.append(time.monotonic() - saved)
+        # until the edit is served, the previous answer is: never the default, never a half-loaded file
+        assert set(seen) <= {f"answer {i - 1}", f"answer {i}"}, seen
     latencies.sort()
     p50, p95 = statistics.median(latencies), latencies[int(0.95 * len(latencies)) - 1]
     with capsys.disabled():
         print(f"\n  hot reload, edit -> served, 20 edits: p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, "
               f"max {latencies[-1] * 1000:.0f} ms")
-    assert latencies[-1] < 1.0
+    # Typically half a second (a 0.3 s debounce, then the load): four times that, for a busy machine.
+    assert p50 < 2.0, f"the median edit took {p50:.2f} s to be served"
 
 
 def test_invalid_yaml_keeps_the_last_good_answers(new_server):
     srv = new_server(responses=responses_yaml({"q": "good"}))
     srv.responses_file.write_text('responses:\n  "q": "bad\n  other: [\n')
-    wait_for(lambda: log_events(srv, "load_failed"))
-    failure = log_events(srv, "load_failed")[-1]
+    wait_for(lambda: srv.log_events("load_failed"))
+    failure = srv.log_events("load_failed")[-1]
     assert failure["file"] == str(srv.responses_file) and failure["line"] >= 2 and failure["column"] >= 1
     assert ask(srv, "q") == "good"
     srv.responses_file.write_text(responses_yaml({"q": "fixed"}))
@@ -89,11 +73,12 @@ def test_invalid_yaml_keeps_the_last_good_answers(new_server):
 def test_the_file_shown_in_the_admin_records_the_rejection(new_server):
     srv = new_server(responses=responses_yaml({"q": "good"}))
     srv.responses_file.write_text("responses:\n  a: b\n  a: c\n")
-    wait_for(lambda: log_events(srv, "load_failed"))
+    wait_for(lambda: srv.log_events("load_failed"))
     out = srv.manage("shell", "-c", "from responses_app.models import ResponseSet; print(ResponseSet.get().last_error)")
     assert "appears twice" in out.stdout and ":3:" in out.stdout
 
 
+@pytest.mark.slow  # slow writes, on purpose
 @pytest.mark.parametrize("style", ["one handle, 4 KiB pieces", "separate appends with pauses"])
 def test_a_slowly_written_file_is_never_half_loaded(new_server, style):
     entries = {f"prompt {i:03}": f"answer {i:03} " + "x" * 200 for i in range(300)}
@@ -125,12 +110,12 @@ def test_a_slowly_written_file_is_never_half_loaded(new_server, style):
                 with open(srv.responses_file, "ab") as handle:
                     handle.write(text[start:start + third])
                 time.sleep(0.5)  # longer than the debounce: the watcher sees a quiet, shorter file
-        wait_for(lambda: ask(srv, "prompt 299") == "the new last answer", timeout=10)
+        wait_for(lambda: ask(srv, "prompt 299") == "the new last answer")
     finally:
         done.set()
         watcher.join()
     assert seen_defaults == [], f"a partial file was loaded: {seen_defaults[:5]}"
-    removed = [e["removed"] for e in log_events(srv, "responses_loaded")]
+    removed = [e["removed"] for e in srv.log_events("responses_loaded")]
     assert all(count == 0 for count in removed), removed
 
 
@@ -138,45 +123,25 @@ def test_a_hundred_rapid_saves_end_with_the_last_content(new_server):
     srv = new_server(responses=responses_yaml({"q": "start"}))
     for i in range(100):
         save_atomically(srv.responses_file, responses_yaml({"q": f"save {i}", f"extra {i}": "x"}))
-    wait_for(lambda: ask(srv, "q") == "save 99", timeout=5)
+    wait_for(lambda: ask(srv, "q") == "save 99")
     assert ask(srv, "extra 99") == "x" and ask(srv, "extra 98") == DEFAULT
     assert "database is locked" not in srv.log()
 
 
-def admin_session(srv) -> httpx.Client:
-    env = {**srv.env, "DJANGO_SUPERUSER_PASSWORD": "a-long-test-password"}
-    subprocess.run([sys.executable, str(ROOT / "manage.py"), "createsuperuser", "--noinput",
-                    "--username", "admin", "--email", "a@example.com"], env=env, cwd=ROOT, check=False,
-                   capture_output=True)
-    client = httpx.Client(base_url=srv.url, timeout=10)
-    page = client.get("/admin/login/")
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-    response = client.post("/admin/login/?next=/admin/", data={
-        "csrfmiddlewaretoken": token, "username": "admin", "password": "a-long-test-password"})
-    assert response.status_code == 302, response.text[:500]
-    return client
-
-
-def admin_add(client: httpx.Client, prompt: str, answer: str) -> None:
-    page = client.get("/admin/responses_app/cannedresponse/add/")
-    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
-    response = client.post("/admin/responses_app/cannedresponse/add/",
-                           data={"csrfmiddlewaretoken": token, "prompt": prompt, "answer": answer})
-    assert response.status_code == 302, response.text[:500]
-
-
 def two_servers_share_changes(first, second) -> None:
+    """An admin save on one server and a file save are both served by the other server. Without a change
+    each server rebuilds nothing; with one, each learns of it within MOCKLLM_INDEX_POLL_SECONDS (0.25 s)."""
     assert ask(first, "what is 2+2?") == ask(second, "what is 2+2?") == "2+2 equals 9."
     client = admin_session(first)
-    admin_add(client, "added through the first server", "seen by the second")
-    took = wait_for(lambda: ask(second, "added through the first server") == "seen by the second", timeout=1.0)
-    assert took < 1.0
+    assert admin_add(client, "added through the first server", "seen by the second").status_code == 302
+    wait_for(lambda: ask(second, "added through the first server") == "seen by the second",
+             message="the second server never served the first server's admin save")
     text = first.responses_file.read_text().replace("2+2 equals 9.", "2+2 equals 4.")
     save_atomically(first.responses_file, text)
-    took = wait_for(lambda: ask(first, "what is 2+2?") == ask(second, "what is 2+2?") == "2+2 equals 4.", timeout=1.0)
-    assert took < 1.0
+    wait_for(lambda: ask(first, "what is 2+2?") == ask(second, "what is 2+2?") == "2+2 equals 4.",
+             message="the file save was not served by both servers")
     # only one of the two watchers wrote
-    assert len(log_events(first, "watcher_started")) + len(log_events(second, "watcher_started")) == 1
+    assert len(first.log_events("watcher_started")) + len(second.log_events("watcher_started")) == 1
     assert "database is locked" not in first.log() + second.log()
 
 
@@ -193,33 +158,37 @@ def run_two_servers(tmp_path: Path, database_url: str | None) -> None:
         second.stop()
 
 
+@pytest.mark.slow  # two servers
 def test_two_servers_on_one_sqlite_database(tmp_path):
     run_two_servers(tmp_path, None)
 
 
+@pytest.mark.slow  # two servers
 def test_two_servers_on_postgres(tmp_path, postgres_database):
     run_two_servers(tmp_path, postgres_database)
 
 
+@pytest.mark.slow  # a server and two watchers
 def test_watchresponses_is_the_one_writer_and_a_standby_takes_over(tmp_path):
     srv = make_server(tmp_path / "s", MOCKLLM_HOT_RELOAD="0")
     watchers = []
     try:
         srv.start()
-        for name in ("first", "second"):
-            log = open(tmp_path / f"{name}.log", "w")
-            watchers.append(subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "watchresponses"],
-                                             env=srv.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
-            time.sleep(1.0)
-        wait_for(lambda: "standing by" in (tmp_path / "second.log").read_text())
+        for name, ready in (("first", "watching responses files"), ("second", "standing by")):
+            log_path = tmp_path / f"{name}.log"
+            with open(log_path, "w") as log:
+                watchers.append(subprocess.Popen([sys.executable, str(ROOT / "manage.py"), "watchresponses"],
+                                                 env=srv.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
+            wait_for(lambda: ready in log_path.read_text(), message=lambda: log_path.read_text())
         text = srv.responses_file.read_text().replace("2+2 equals 9.", "2+2 equals 5.")
         save_atomically(srv.responses_file, text)
-        wait_for(lambda: ask(srv, "what is 2+2?") == "2+2 equals 5.", timeout=1.0)
+        wait_for(lambda: ask(srv, "what is 2+2?") == "2+2 equals 5.")
+        assert "watching responses files" not in (tmp_path / "second.log").read_text()  # still standing by
         watchers[0].terminate()
         watchers[0].wait(timeout=10)
-        wait_for(lambda: "watching responses files" in (tmp_path / "second.log").read_text(), timeout=5)
+        wait_for(lambda: "watching responses files" in (tmp_path / "second.log").read_text())  # retries every 2 s
         save_atomically(srv.responses_file, text.replace("2+2 equals 5.", "2+2 equals 6."))
-        wait_for(lambda: ask(srv, "what is 2+2?") == "2+2 equals 6.", timeout=1.0)
+        wait_for(lambda: ask(srv, "what is 2+2?") == "2+2 equals 6.")
     finally:
         for process in watchers:
             process.terminate()
@@ -227,10 +196,11 @@ def test_watchresponses_is_the_one_writer_and_a_standby_takes_over(tmp_path):
         srv.stop()
 
 
+@pytest.mark.slow  # a server and three manage.py runs
 def test_dumpresponses_writes_admin_edits_back_and_round_trips(new_server, tmp_path):
     srv = new_server(responses=responses_yaml({"yes": "no", "multi": "line one\nline two", " spaced ": "é"}))
     client = admin_session(srv)
-    admin_add(client, "typed in the admin", "kept")
+    assert admin_add(client, "typed in the admin", "kept").status_code == 302
     target = tmp_path / "dumped.yml"
     srv.manage("dumpresponses", "--output", str(target))
     from responses_app.canned.responses_file import parse_responses

@@ -9,18 +9,14 @@ import signal
 import httpx
 import pytest
 
-from .conftest import CONTROL_TOKEN, anthropic_client, chat, control, create_api_key, make_server, openai_client
+from .support import CONTROL_TOKEN, QA_BOT_KEY, anthropic_client, chat, control, make_server, openai_client
 
-SECRET_KEY = "sk-journal-secret-0123456789abcdef"
+SECRET_KEY = QA_BOT_KEY  # the key of control_server's "qa-bot"
 
 
 @pytest.fixture(scope="module")
-def srv(tmp_path_factory):
-    server = make_server(tmp_path_factory.mktemp("journal"), MOCKLLM_CONTROL_TOKEN=CONTROL_TOKEN)
-    create_api_key(server, "qa-bot", SECRET_KEY)
-    server.start(daphne=True)
-    yield server
-    server.stop()
+def srv(control_server):
+    return control_server
 
 
 def journal(srv, test_id: str, count: int) -> list[dict]:
@@ -131,13 +127,11 @@ def test_the_journal_can_be_turned_off(new_server):
 
 def test_old_test_runs_expire(tmp_path):
     server = make_server(tmp_path, MOCKLLM_CONTROL_TOKEN=CONTROL_TOKEN)
-    for run in ("crashed-run", "live-run"):
-        server.manage("shell", "-c", (
-            "from responses_app.models import CannedResponse\n"
-            f"CannedResponse(prompt='hello', answer='for {run}', test_id={run!r}).save()\n"))
-    server.manage("shell", "-c", (
+    server.manage("shell", "-c", (  # two test runs' entries; the crashed run's untouched for 30 hours
         "import datetime\nfrom django.utils import timezone\nfrom responses_app.models import CannedResponse\n"
-        "CannedResponse.objects.filter(test_id='crashed-run').update("
+        + "".join(f"CannedResponse(prompt='hello', answer='for {run}', test_id={run!r}).save()\n"
+                  for run in ("crashed-run", "live-run"))
+        + "CannedResponse.objects.filter(test_id='crashed-run').update("
         "updated_at=timezone.now() - datetime.timedelta(hours=30))\n"))
     output = server.manage("prunejournal").stdout
     assert "Deleted 1 canned responses of test runs untouched for 24 hours (1 of 2 test runs left)" in output

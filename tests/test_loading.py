@@ -87,12 +87,15 @@ def test_an_empty_responses_section_is_an_empty_set_on_purpose():
 
 
 def test_alias_bombs_are_not_expanded():
-    bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-        f"{chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
+    # 9 x 4^20 values once expanded, in the nested settings (tests/test_hostile.py has one in an entry)
+    bomb = "responses: {}\nsettings:\n  models:\n    a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"    {chr(98 + i)}: &{chr(98 + i)} [*{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}, *{chr(97 + i)}]\n"
         for i in range(20)
     )
-    with pytest.raises(ResponsesFileError, match="unknown section"):
-        parse_responses(bomb)
+    with pytest.raises(ResponsesFileError) as error:
+        parse_responses(bomb, "r.yml")
+    assert [(p.line, p.message) for p in error.value.problems] == [
+        (4, "the file expands to too many values (a YAML alias bomb?)")]
 
 
 # --- writing -------------------------------------------------------------------------------

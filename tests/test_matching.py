@@ -65,7 +65,7 @@ def test_a_catastrophic_pattern_answers_at_once_on_re2():
     started = time.monotonic()
     assert answer(index, ask("a" * 50_000 + "b")) == "no idea"  # a backtracking engine would take ages here
     assert answer(index, ask("a" * 50_000)) == "matched"
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 2  # typically 10 ms; backtracking would take longer than the universe
 
 
 def test_targets_any_user_message_the_system_prompt_or_the_whole_conversation():

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from responses_app.models import ApiKey, CannedResponse, JournalEntry
 
-from .conftest import ROOT
+from .support import ROOT
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "a-long-test-password-42"

@@ -1,5 +1,9 @@
 """The same server on PostgreSQL (DATABASE_URL=postgres://...)."""
-from .conftest import openai_client
+import pytest
+
+from .support import openai_client
+
+pytestmark = pytest.mark.slow  # migrates a PostgreSQL database
 
 
 def test_server_on_postgres_loads_and_answers(new_server, postgres_database):

@@ -7,7 +7,7 @@ import sys
 import pytest
 from django.contrib.auth.models import User
 
-from .conftest import ROOT
+from .support import ROOT
 
 STRONG_KEY = secrets.token_urlsafe(60)
 

@@ -2,10 +2,11 @@
 import asyncio
 import json
 import socket
-import time
 
 from responses_app.api.record import RequestRecord
 from responses_app.api.sse import BATCH_BYTES, deliver_events
+
+from .support import wait_for
 
 
 def collect(events, record):
@@ -44,14 +45,11 @@ def test_a_client_that_disconnects_stops_the_stream(new_server):
         sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: %d\r\n\r\n" % len(request) + request)
         assert b"200 OK" in sock.recv(4096)
-    deadline = time.monotonic() + 10
-    entry = None
-    while time.monotonic() < deadline and entry is None:
-        for line in srv.log().splitlines():
-            if line.startswith("{") and '"disconnect-check"' in line:
-                entry = json.loads(line)
-        time.sleep(0.05)
-    assert entry is not None, srv.log()
+    def logged() -> list[dict]:
+        return [line for line in srv.log_lines() if line.get("model") == "disconnect-check"]
+
+    wait_for(logged, message=srv.log)
+    entry = logged()[-1]
     assert entry["stream_end"] == "client_disconnected"
     assert "Task was destroyed" not in srv.log()
     # and the server goes on answering

@@ -16,7 +16,7 @@ import uuid
 import httpx
 import pytest
 
-from .conftest import CONTROL_TOKEN, create_api_key, make_server, scratch_database
+from .support import CONTROL_TOKEN, create_api_key, make_server, scratch_database
 
 pytestmark = pytest.mark.slow
 

@@ -16,18 +16,17 @@ import os
 import re
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.support import ROOT, Server, chat, make_server  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 SKY = "what colour is the sky?"
 SKY_ANSWER = "The sky is blue during a clear day due to a phenomenon called Rayleigh scattering."
 SEED_ENTRIES = [
@@ -51,66 +50,43 @@ async def app(scope, receive, send):
 '''
 
 
-def responses_file(path: Path, count: int) -> Path:
+def responses_text(count: int) -> str:
     lines = ["responses:"] + [f"  {json.dumps(p)}: {json.dumps(a)}" for p, a in SEED_ENTRIES]
     lines += [f'  "generated prompt number {i}": "generated answer number {i}"' for i in range(count - len(SEED_ENTRIES))]
-    path.write_text("\n".join(lines) + '\ndefaults:\n  unknown_response: "I do not know."\n')
-    return path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return "\n".join(lines) + '\ndefaults:\n  unknown_response: "I do not know."\n'
 
 
 @dataclass
-class Server:
+class Contender:
+    """A server in the comparison: ours (runserver or daphne) or another command (`argv`, "{port}" in it
+    replaced by the port) run in `cwd`."""
     name: str
-    argv: list[str]
-    env: dict[str, str]
-    cwd: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen | None = None
+    server: Server
+    daphne: bool = False
+    argv: list[str] | None = None
+    cwd: Path = ROOT
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.server.url
 
-    def start(self, log_dir: Path) -> "Server":
-        argv = [a.replace("{port}", str(self.port)) for a in self.argv]
-        log = open(log_dir / f"{self.name}-{self.port}.log", "w")
-        self.process = subprocess.Popen(argv, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited; see {log.name}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not start")
+    def start(self) -> "Contender":
+        self.server.start(daphne=self.daphne, argv=self.argv, cwd=self.cwd, timeout=60)
+        return self
 
     def warm(self, prompt: str = SKY) -> None:
         """First requests build indexes and caches; check the answer is the canned one."""
         for stream in (False, True):
-            reply = httpx.post(f"{self.url}/v1/chat/completions", timeout=120, json={
-                "model": "mock-llm", "stream": stream, "messages": [{"role": "user", "content": prompt}]})
+            reply = chat(self.server, prompt, model="mock-llm", stream=stream, timeout=120)
             if reply.status_code != 200 or (not stream and "Rayleigh" not in reply.text and self.name != "bare"):
                 raise RuntimeError(f"{self.name} answered {reply.status_code}: {reply.text[:200]}")
 
     def rss_mb(self) -> float:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        status = Path(f"/proc/{self.server.process.pid}/status").read_text()
         return int(re.search(r"VmRSS:\s+(\d+)", status).group(1)) / 1024
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        self.server.stop()
 
 
 def wrk(url: str, script: Path, *, seconds: float, connections: int, threads: int = 1, latency: bool = False) -> dict:
@@ -142,37 +118,31 @@ class Bench:
         self.results: dict[tuple[str, str], list[float]] = {}
         self.notes: dict[str, object] = {}
 
-    def ours(self, name: str, count: int, daphne: bool, log_level: str | None = None) -> Server:
+    def ours(self, name: str, count: int, daphne: bool, log_level: str | None = None) -> Contender:
         folder = self.work / f"{name}-{count}"
         folder.mkdir(exist_ok=True)
-        env = {**os.environ, "DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}", "DEBUG": "0",
-               "SECRET_KEY": "benchmark-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-               "MOCKLLM_RESPONSES_FILE": str(responses_file(folder / "responses.yml", count)),
-               "MOCKLLM_LOG_LEVEL": log_level or self.args.log_level, "MOCKLLM_HOT_RELOAD": "0"}
-        env.pop("DJANGO_SETTINGS_MODULE", None)
-        for command in (["migrate", "--noinput"], ["loadresponses"]):
-            subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True, capture_output=True)
-        if daphne:
-            argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", "{port}", "mockllm_site.asgi:application"]
-        else:
-            argv = [sys.executable, "manage.py", "runserver", "--noreload", "127.0.0.1:{port}"]
-        return Server(name, argv, env, ROOT)
+        server = make_server(folder, responses=responses_text(count), DEBUG="0",
+                             SECRET_KEY="benchmark-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+                             MOCKLLM_LOG_LEVEL=log_level or self.args.log_level, MOCKLLM_HOT_RELOAD="0",
+                             PYTHONUNBUFFERED="")  # the log is written as users' servers write it: buffered
+        return Contender(name, server, daphne=daphne)
 
-    def original(self, count: int) -> Server:
+    def original(self, count: int) -> Contender:
         folder = self.work / f"original-{count}"
         folder.mkdir(exist_ok=True)
-        env = {**os.environ, "MOCKLLM_RESPONSES_FILE": str(responses_file(folder / "responses.yml", count))}
+        (folder / "responses.yml").write_text(responses_text(count))
+        env = {**os.environ, "MOCKLLM_RESPONSES_FILE": str(folder / "responses.yml")}
         argv = [self.args.original_python, "-m", "uvicorn", "mockllm.server:app", "--host", "127.0.0.1",
                 "--port", "{port}", "--log-level", "warning"]
-        return Server("original", argv, env, folder)
+        return Contender("original", Server(folder, env), argv=argv, cwd=folder)
 
-    def bare(self) -> Server:
+    def bare(self) -> Contender:
         (self.work / "bare_app.py").write_text(BARE_APP)
         argv = [self.args.original_python, "-m", "uvicorn", "bare_app:app", "--host", "127.0.0.1", "--port", "{port}",
                 "--log-level", "warning"]
-        return Server("bare", argv, dict(os.environ), self.work)
+        return Contender("bare", Server(self.work, dict(os.environ)), argv=argv, cwd=self.work)
 
-    def rounds(self, servers: list[Server], workloads: dict[str, Path], count: int) -> None:
+    def rounds(self, servers: list[Contender], workloads: dict[str, Path], count: int) -> None:
         """Every workload on every server, in turns, `rounds` times; record requests/s."""
         for server in servers:
             server.warm()
@@ -196,7 +166,7 @@ class Bench:
                 servers += [self.ours("ours-runserver-nolog", count, False, "WARNING"), self.bare()]
             try:
                 for server in servers:
-                    server.start(self.work)
+                    server.start()
                 print(f"# {count} entries", flush=True)
                 self.rounds(servers, {"json": json_script, "stream": stream_script}, count)
             finally:
@@ -208,7 +178,7 @@ class Bench:
     def concurrency(self, stream_script: Path) -> None:
         """1,000 clients streaming at once: every stream must complete."""
         for daphne, name in ((False, "ours-runserver"), (True, "ours-daphne")):
-            server = self.ours(name, 6, daphne).start(self.work)
+            server = self.ours(name, 6, daphne).start()
             try:
                 server.warm()
                 result = wrk(server.url, stream_script, seconds=self.args.seconds * 2, connections=1000, threads=2)
@@ -222,7 +192,7 @@ class Bench:
     def lookup_latency(self, json_script: Path) -> None:
         """p50 latency of one matched request at a time, at 10 and 100,000 entries; memory at 100,000."""
         for count in (10, 100_000):
-            server = self.ours("ours-runserver", count, False).start(self.work)
+            server = self.ours("ours-runserver", count, False).start()
             try:
                 server.warm()
                 p50s = [wrk(server.url, json_script, seconds=self.args.seconds, connections=1, latency=True)["p50_ms"]

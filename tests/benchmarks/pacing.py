@@ -11,17 +11,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare import ROOT, Server  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.support import make_server  # noqa: E402
 
 ANSWER = ("Paced answers arrive one character at a time, at the rate the test asked for. " * 7)[:500]
 
@@ -57,15 +55,9 @@ def main() -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, 8192), hard), hard))
     expected = len(ANSWER) / args.rate
     with tempfile.TemporaryDirectory(prefix="mockllm-pacing-") as work:
-        folder = Path(work)
-        (folder / "responses.yml").write_text(f"responses:\n  paced: {json.dumps(ANSWER)}\n")
-        env = {**os.environ, "DATABASE_URL": f"sqlite:///{folder / 'db.sqlite3'}", "MOCKLLM_LOG_LEVEL": "WARNING",
-               "MOCKLLM_RESPONSES_FILE": str(folder / "responses.yml"), "MOCKLLM_HOT_RELOAD": "0"}
-        for command in (["migrate", "--noinput"], ["loadresponses"]):
-            subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env, check=True, capture_output=True)
-        argv = ([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", "{port}", "mockllm_site.asgi:application"]
-                if args.daphne else [sys.executable, "manage.py", "runserver", "--noreload", "127.0.0.1:{port}"])
-        server = Server("paced", argv, env, ROOT).start(folder)
+        server = make_server(Path(work), responses=f"responses:\n  paced: {json.dumps(ANSWER)}\n",
+                             MOCKLLM_LOG_LEVEL="WARNING", MOCKLLM_HOT_RELOAD="0", PYTHONUNBUFFERED="")
+        server.start(daphne=args.daphne)
         try:
             print(f"{len(ANSWER)} chunks at {args.rate:g} chunks/s: {expected:.2f} s configured "
                   f"({'daphne' if args.daphne else 'runserver'})\n")

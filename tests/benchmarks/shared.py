@@ -59,7 +59,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -73,8 +72,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parents[2]
-FIXTURE = ROOT / "fixtures" / "responses.yml"
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.support import FIXTURES, ROOT, free_port, manage, server_argv, tail, wait_for_port  # noqa: E402
+
+FIXTURE = FIXTURES / "responses.yml"
 PROMPT = "what is 2+2?"
 ANSWER = "2+2 equals 9."
 CONTROL_TOKEN = "shared-bench-control-token-0123456789"
@@ -234,33 +235,6 @@ class CpuSample:
         gone = {pid: ticks for pid, ticks in earlier.family.items() if pid not in self.family}
         family += (self.reaped - earlier.reaped) - sum(gone.values())
         return server / CLOCK_TICKS, family / CLOCK_TICKS, set(self.family) != set(earlier.family)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, log: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args[:3]}... exited with {process.returncode} before listening on "
-                               f"port {port}; last lines of {log}:\n{tail(log)}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"nothing listened on port {port} after {timeout:.0f} s; see {log}:\n{tail(log)}")
-
-
-def tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -533,8 +507,7 @@ class Bench:
     def prepare(self, database_url: str) -> None:
         env = self.env(database_url)
         for command in (["migrate", "--noinput"], ["loadresponses", str(FIXTURE)]):
-            done = subprocess.run([sys.executable, "manage.py", *command], cwd=ROOT, env=env,
-                                  capture_output=True, text=True)
+            done = manage(env, *command, check=False)
             if done.returncode != 0:
                 raise RuntimeError(f"manage.py {' '.join(command)} failed on {database_url}:\n{done.stdout}{done.stderr}")
 
@@ -547,22 +520,18 @@ class Bench:
     def daphne(self, name: str, env: dict[str, str], port: int | None = None) -> Server:
         port = port or free_port()
         log = self.log_path(name)
-        process = spawn([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                         "mockllm_site.asgi:application"], log=log, env=env)
+        process = spawn(server_argv(port, daphne=True), log=log, env=env)
         server = Server(name, port, [process], [log])
-        wait_for_port(port, process, log)
+        wait_for_port(port, process, log, timeout=60)
         return server
 
     def uvicorn(self, name: str, env: dict[str, str], workers: int | None = None) -> Server:
         port = free_port()
         log = self.log_path(name)
-        argv = [sys.executable, "-m", "uvicorn", "mockllm_site.asgi:application", "--host", "127.0.0.1",
-                "--port", str(port), "--no-access-log", "--lifespan", "off", "--log-level", "info"]
-        if workers:
-            argv += ["--workers", str(workers)]
+        argv = server_argv(port, uvicorn_workers=workers or 1, access_log=False) + ["--log-level", "info"]
         process = spawn(argv, log=log, env=env)
         server = Server(name, port, [process], [log])
-        wait_for_port(port, process, log)
+        wait_for_port(port, process, log, timeout=60)
         # Workers listen on the parent's socket as soon as they are ready: wait until all of them are,
         # or the first one would take every connection of the run. With --lifespan off there is no
         # "Application startup complete"; each process logs "Started server process" once it has
@@ -619,7 +588,7 @@ http {{
         server = Server(name, port, [b.processes[0] for b in backends] + [process],
                         [path for b in backends for path in b.logs] + [log, error_log])
         try:
-            wait_for_port(port, process, log)
+            wait_for_port(port, process, log, timeout=60)
         except Exception:
             server.stop()
             raise
