@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check --quiet
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test test-fast browser bench-shared bench bench-pacing soak fuzz install install-dev migrate conformance clean
+.PHONY: run test test-fast lint browser bench-shared bench bench-pacing soak fuzz install install-dev migrate conformance clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,12 +33,16 @@ run: install responses.yml migrate
 	$(PY) manage.py loadresponses responses.yml
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
-test: install-dev browser
+test: install-dev browser lint
 	$(PY) manage.py check
 	$(PY) -m pytest
 
+# ruff, with the settings in pyproject.toml.
+lint: install-dev
+	$(PY) -m ruff check .
+
 # The suite without the tests marked slow, in about half the time (without installing the browser).
-test-fast: install-dev
+test-fast: install-dev lint
 	$(PY) manage.py check
 	$(PY) -m pytest -m "not slow"
 

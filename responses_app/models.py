@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
@@ -174,7 +173,7 @@ class ResponseSet(models.Model):
         return "Default answer, settings and load status"
 
     @classmethod
-    def get(cls) -> "ResponseSet":
+    def get(cls) -> ResponseSet:
         obj, _ = cls.objects.get_or_create(pk=cls.SINGLETON_ID)
         return obj
 

@@ -6,8 +6,17 @@ from pathlib import Path
 import pytest
 
 from .support import (
-    CONTROL_TOKEN, POSTGRES_URL, QA_BOT_KEY, REDIS_URL, Server, create_api_key,
-    finish_stopping, leave_out_or_fail, make_server, postgres_available, redis_available,
+    CONTROL_TOKEN,
+    POSTGRES_URL,
+    QA_BOT_KEY,
+    REDIS_URL,
+    Server,
+    create_api_key,
+    finish_stopping,
+    leave_out_or_fail,
+    make_server,
+    postgres_available,
+    redis_available,
     scratch_database,
 )
 

@@ -15,9 +15,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -116,7 +117,7 @@ class Server:
         return manage({**self.env, **(env or {})}, *args, check=check)
 
     def start(self, *, daphne: bool = False, uvicorn_workers: int = 0, argv: list[str] | None = None,
-              cwd: Path = ROOT, timeout: float = 30.0) -> "Server":
+              cwd: Path = ROOT, timeout: float = 30.0) -> Server:
         """Serve with `manage.py runserver --noreload`, with daphne when daphne=True, or with the shared
         deployment's command, `uvicorn --workers N`, when uvicorn_workers=N; or run `argv` ("{port}" in
         it is replaced by the port) in `cwd`. Returns once the port answers."""

@@ -10,7 +10,15 @@ import pytest
 from responses_app.api.clients import Client, client_key
 
 from .support import (
-    CONTROL_TOKEN, anthropic_client, ask, chat, control, create_api_key, make_server, openai_client, wait_for,
+    CONTROL_TOKEN,
+    anthropic_client,
+    ask,
+    chat,
+    control,
+    create_api_key,
+    make_server,
+    openai_client,
+    wait_for,
 )
 
 KEY = "mk-team-a-key-0123456789abcdef"

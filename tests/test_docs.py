@@ -22,8 +22,7 @@ import yaml
 
 from responses_app.canned.responses_file import parse_responses
 
-from .support import (FIXTURES, ROOT, anthropic_client, control, copy_migrated_sqlite, make_server, manage,
-                       openai_client)
+from .support import FIXTURES, ROOT, anthropic_client, control, copy_migrated_sqlite, make_server, manage, openai_client
 
 # The front page and the reference pages, by their path from the project root.
 PAGES = {path.relative_to(ROOT).as_posix(): path.read_text()

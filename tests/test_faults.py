@@ -5,11 +5,11 @@ import types
 import pytest
 
 from responses_app.api import sse
-from responses_app.api.record import RequestRecord
-from responses_app.canned.fields import EntryError
 from responses_app.api.faults import plan_for, random_failures
 from responses_app.api.rate_limits import RateLimiter, seconds_text
+from responses_app.api.record import RequestRecord
 from responses_app.canned.fault_schema import header_params, parse_error, parse_stream_error, parse_timing
+from responses_app.canned.fields import EntryError
 from responses_app.providers.chunking import split_text, stream_seconds
 
 TEXTS = ["The sky is blue.", "  leading and trailing  ", "emoji 🙂 and 日本語, NFC é vs NFD é", "", "one"]

@@ -16,6 +16,7 @@ import pytest
 from .support import DEFAULT_ANSWER as DEFAULT
 from .support import ROOT, admin_add, admin_session, ask, make_server, wait_for
 
+
 def responses_yaml(entries: dict[str, str], default: str = DEFAULT) -> str:
     lines = ["responses:"] + [f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in entries.items()]
     return "\n".join(lines) + f"\ndefaults:\n  unknown_response: {json.dumps(default)}\n"

@@ -9,17 +9,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from responses_app.canned.conversation import ChatRequest
-from responses_app.providers.chunking import split_text
-from responses_app.canned.responses_file import ResponsesFileError, parse_responses
 from responses_app.canned.matching import SetIndex
+from responses_app.canned.responses_file import ResponsesFileError, parse_responses
 from responses_app.providers import anthropic_messages as anthropic
+from responses_app.providers import openai_chat as openai
 from responses_app.providers import openai_completions as completions
 from responses_app.providers import openai_embeddings as embeddings
-from responses_app.providers import openai_chat as openai
 from responses_app.providers import openai_responses as responses
+from responses_app.providers.chunking import split_text
 from responses_app.providers.common import APIError
 
-FAST = settings(max_examples=int(os.environ.get("MOCKLLM_FUZZ_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FAST = settings(max_examples=int(os.environ.get("MOCKLLM_FUZZ_EXAMPLES", "150")), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow])
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),

@@ -13,7 +13,6 @@ import pytest
 
 from .support import CONTROL_TOKEN, DEFAULT_ANSWER, ask, chat, control, make_server, scratch_database, wait_for
 
-
 pytestmark = pytest.mark.slow  # PostgreSQL, Redis and three server processes
 POLLING_SECONDS = 30
 

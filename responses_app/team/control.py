@@ -17,14 +17,14 @@ from django.utils.dateparse import parse_datetime
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from responses_app.api.body import read_json_body
 from responses_app.api.clients import SCENARIO_HEADER, TEST_ID_HEADER
+from responses_app.api.errors import error_response
 from responses_app.canned.entries import entry_from_row, parse_entry
 from responses_app.canned.fields import EntryError, mapping
-from responses_app.api.errors import error_response
-from responses_app.team.journal import journal, row_json
 from responses_app.models import CannedResponse, JournalEntry, Source
-from responses_app.api.body import read_json_body
 from responses_app.providers.common import APIError, dumps
+from responses_app.team.journal import journal, row_json
 
 MAX_LIMIT = 1000
 MAX_WAIT_SECONDS = 30.0
@@ -117,7 +117,7 @@ def journal_filter(request: Request) -> QuerySet:
             raise APIError(400, f"`since` must be an ISO 8601 time, such as 2026-01-31T12:00:00Z, not {since!r}.",
                            param="since")
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=datetime.timezone.utc)
+            moment = moment.replace(tzinfo=datetime.UTC)
         rows = rows.filter(created_at__gte=moment)
     after = _int(request, "after_id", 0)
     if after:

@@ -70,7 +70,7 @@ class Contender:
     def url(self) -> str:
         return self.server.url
 
-    def start(self) -> "Contender":
+    def start(self) -> Contender:
         self.server.start(daphne=self.daphne, argv=self.argv, cwd=self.cwd, timeout=60)
         return self
 
@@ -233,7 +233,8 @@ class Bench:
                 (f"{name}: streams, 6 entries >= 1.5x original", ratio("stream, 6 entries", name) >= 1.5),
                 (f"{name}: JSON, 10,000 entries >= 100x original", ratio("json, 10000 entries", name) >= 100),
                 (f"{name}: streams, 10,000 entries >= 100x original", ratio("stream, 10000 entries", name) >= 100),
-                (f"{name}: JSON, 10,000 entries within 10% of 6 entries", get("json, 10000 entries", name) >= 0.9 * get("json, 6 entries", name)),
+                (f"{name}: JSON, 10,000 entries within 10% of 6 entries",
+                 get("json, 10000 entries", name) >= 0.9 * get("json, 6 entries", name)),
                 (f"{name}: 1,000 concurrent streams, zero errors", self.notes.get(f"errors_{name}") == 0),
             ]
         checks += [

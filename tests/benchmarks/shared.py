@@ -217,7 +217,7 @@ class CpuSample:
     reaped: int
 
     @classmethod
-    def take(cls, pid: int) -> "CpuSample":
+    def take(cls, pid: int) -> CpuSample:
         fields = proc_stat(pid)
         if fields is None:
             raise RuntimeError(f"process {pid} is gone")
@@ -227,7 +227,7 @@ class CpuSample:
                 family[child] = int(child_fields[11]) + int(child_fields[12])
         return cls(int(fields[11]) + int(fields[12]), family, int(fields[13]) + int(fields[14]))
 
-    def since(self, earlier: "CpuSample") -> tuple[float, float, bool]:
+    def since(self, earlier: CpuSample) -> tuple[float, float, bool]:
         """(server seconds, descendants' seconds, whether a descendant exited or started in between).
         A reaped child's whole life is in cutime, so what it had used before `earlier` is taken off."""
         server = self.server - earlier.server
@@ -434,7 +434,7 @@ class ConnectionSampler:
                 self.peak = max(self.peak, self.pg.connections(conn))
                 self._stop.wait(self.interval)
 
-    def __enter__(self) -> "ConnectionSampler":
+    def __enter__(self) -> ConnectionSampler:
         self._thread.start()
         return self
 
