@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check --quiet
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test test-fast lint browser bench-shared bench bench-pacing soak fuzz install install-dev migrate conformance clean
+.PHONY: run test test-fast lint browser bench-shared bench-team bench bench-pacing soak fuzz install install-dev migrate conformance clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,11 @@ bench-shared: install-dev
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)
 	@command -v nginx >/dev/null || apt-get install -y -qq nginx || (apt-get update -qq && apt-get install -y -qq nginx)
 	$(PY) tests/benchmarks/shared.py $(ARGS)
+
+# One test run's heavy use (journal long-polls, many or bulk adds) against another run's latency.
+# Needs PostgreSQL and Redis at 127.0.0.1.
+bench-team: install-dev
+	$(PY) tests/benchmarks/team.py $(ARGS)
 
 # How closely paced streams keep their configured pace, alone and 100 or 1,000 at once.
 bench-pacing: install-dev
