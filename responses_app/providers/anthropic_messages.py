@@ -76,6 +76,18 @@ def _tools(data: dict) -> tuple[Tool, ...]:
     return parse_tools(data, lambda tool: (tool.get("name"), tool.get("input_schema")), "tools.{i}")
 
 
+def output_schema(data: dict) -> dict | None:
+    """The JSON schema the answer's text must satisfy: `output_config.format` (structured outputs), or the
+    top-level `output_format` that earlier beta clients send."""
+    config = data.get("output_config")
+    spec = config.get("format") if isinstance(config, dict) else None
+    if spec is None:
+        spec = data.get("output_format")
+    if not isinstance(spec, dict) or spec.get("type") != "json_schema":
+        return None
+    return spec["schema"] if isinstance(spec.get("schema"), dict) else {"type": "object"}
+
+
 def parse(data: dict, *, endpoint: str = "messages") -> ChatRequest:
     """Validate a messages body (or a count_tokens body); raise APIError(400) naming the first bad field."""
     model = require_str(data, "model")
@@ -116,13 +128,16 @@ def parse(data: dict, *, endpoint: str = "messages") -> ChatRequest:
         elif choice.get("type") == "any" and tools:
             forced = tools[0].name
     thinking = data.get("thinking")
+    schema = output_schema(data)
+    if schema is not None:
+        counted.append(json.dumps(schema, sort_keys=True))
     return ChatRequest(
         provider=NAME, endpoint=endpoint, model=model, prompt=prompt, user_texts=tuple(user_texts),
         system="\n".join(system_texts), conversation="\n".join(conversation), tools=tools, forced_tool=forced,
         has_tool_result=found.get("tool_result", False), turn=assistant_turns + 1,
         stream=optional_bool(data, "stream") if endpoint == "messages" else False,
         input_tokens=count_all(counted + tool_texts(tools)),
-        thinking=isinstance(thinking, dict) and thinking.get("type") == "enabled",
+        thinking=isinstance(thinking, dict) and thinking.get("type") == "enabled", json_schema=schema,
     )
 
 
