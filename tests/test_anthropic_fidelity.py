@@ -119,3 +119,26 @@ def test_langchain_json_schema_structured_output(srv):
     claude = ChatAnthropic(model=MODEL, base_url=srv.url, api_key="k", max_retries=0, max_tokens=64)
     assert claude.with_structured_output(Weather, method="json_schema").invoke("what is the weather?") == \
         Weather(city="", degrees=0)
+
+
+# --- streamed usage --------------------------------------------------------------------------------
+
+def test_message_delta_carries_the_cumulative_input_tokens(an):
+    events = list(an.messages.create(model=MODEL, max_tokens=64, messages=user(SKY), stream=True))
+    delta = events[-2]
+    assert delta.type == "message_delta"
+    assert (delta.usage.input_tokens, delta.usage.output_tokens) == (7, 24)
+    assert (delta.usage.cache_creation_input_tokens, delta.usage.cache_read_input_tokens) == (0, 0)
+
+
+def test_langchain_streaming_reports_input_tokens(srv):
+    from langchain_anthropic import ChatAnthropic
+
+    claude = ChatAnthropic(model=MODEL, base_url=srv.url, api_key="k", max_retries=0, max_tokens=64)
+    streamed = None
+    for chunk in claude.stream(SKY):
+        streamed = chunk if streamed is None else streamed + chunk
+    assert streamed.text == SKY_ANSWER
+    assert streamed.usage_metadata["input_tokens"] == 7
+    assert streamed.usage_metadata["output_tokens"] == 24
+    assert streamed.usage_metadata["total_tokens"] == 31

@@ -225,10 +225,12 @@ def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: A
             for piece in pieces:
                 yield prefix + b',"delta":{"type":"input_json_delta","partial_json":' + dumps(piece) + b"}}\n\n"
         yield _event("content_block_stop", {"type": "content_block_stop", "index": index})
+    usage = _usage(request, match)
+    del usage["service_tier"]  # cumulative counts only, as the real API's message_delta has them
     yield _event("message_delta", {
         "type": "message_delta",
         "delta": {"stop_reason": match.reply.anthropic_stop(), "stop_sequence": None},
-        "usage": {"output_tokens": _usage(request, match)["output_tokens"]},
+        "usage": usage,
     })
     yield _event("message_stop", {"type": "message_stop"})
 
