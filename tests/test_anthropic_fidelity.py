@@ -3,8 +3,10 @@ structured outputs, streamed usage, server-held threads, forced tools and schema
 near-miss hints."""
 from __future__ import annotations
 
+import http.client
 import json
 
+import anthropic
 import httpx
 import pydantic
 import pytest
@@ -142,3 +144,35 @@ def test_langchain_streaming_reports_input_tokens(srv):
     assert streamed.usage_metadata["input_tokens"] == 7
     assert streamed.usage_metadata["output_tokens"] == 24
     assert streamed.usage_metadata["total_tokens"] == 31
+
+
+# --- reason phrases ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def daphne_srv(tmp_path_factory):
+    server = make_server(tmp_path_factory.mktemp("daphne"), responses=RESPONSES).start(daphne=True)
+    yield server
+    server.stop(wait=False)
+
+
+@pytest.mark.parametrize("status, reason", [(429, "Too Many Requests"), (529, "Site is overloaded"),
+                                            (503, "Service Unavailable"), (200, "OK")])
+def test_daphne_sends_standard_reason_phrases(daphne_srv, status, reason):
+    connection = http.client.HTTPConnection("127.0.0.1", daphne_srv.port, timeout=30)
+    try:
+        body = json.dumps({"model": MODEL, "max_tokens": 8, "messages": user(SKY)})
+        headers = {"content-type": "application/json", "anthropic-version": "2023-06-01"}
+        if status != 200:
+            headers["x-mock-status"] = str(status)
+        connection.request("POST", "/v1/messages", body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        assert (response.status, response.reason) == (status, reason)
+    finally:
+        connection.close()
+
+
+def test_the_sdk_still_sees_an_overload_under_daphne(daphne_srv):
+    client = anthropic_client(daphne_srv)
+    with pytest.raises(anthropic.OverloadedError):
+        client.messages.create(model=MODEL, max_tokens=8, messages=user(SKY), extra_headers={"x-mock-status": "529"})
