@@ -176,3 +176,24 @@ def test_the_sdk_still_sees_an_overload_under_daphne(daphne_srv):
     client = anthropic_client(daphne_srv)
     with pytest.raises(anthropic.OverloadedError):
         client.messages.create(model=MODEL, max_tokens=8, messages=user(SKY), extra_headers={"x-mock-status": "529"})
+
+
+# --- near-miss hints ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("prompt, how", [
+    ("What colour is the sky?\n\nAnswer in JSON with the keys city and degrees.", "starts with"),
+    ("Context: a clear day. Question: what colour is the sky? Be brief.", "contains"),
+])
+def test_a_prompt_with_instructions_around_a_canned_prompt_gets_a_hint(an, oa, prompt, how):
+    raw = an.messages.with_raw_response.create(model=MODEL, max_tokens=64, messages=user(prompt))
+    assert raw.parse().content[0].text == UNKNOWN
+    hint = raw.headers["x-mockllm-near-miss"]
+    assert "'what colour is the sky?'" in hint and how in hint
+    raw = oa.chat.completions.with_raw_response.create(model="m", messages=user(prompt))
+    assert how in raw.headers["x-mockllm-near-miss"]
+
+
+def test_a_word_inside_another_is_no_hint(an):
+    raw = an.messages.with_raw_response.create(model=MODEL, max_tokens=64,
+                                               messages=user("give me jsonl lines, what colour is the skyline?"))
+    assert "x-mockllm-near-miss" not in raw.headers

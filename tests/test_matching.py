@@ -124,6 +124,17 @@ def test_unknown_prompt_gets_default_answer_and_near_misses():
     assert "similar text" in similar.near_misses[0]
 
 
+def test_a_prompt_that_starts_with_or_contains_a_canned_one_gets_a_hint():
+    index = build(("Hello", "hi"), ("what colour is the sky?", "blue"), ("Good   Morning", "gm", {"match": "normalized"}))
+    starts = index.find(ask("What colour is the sky?\nAnswer in one word."))
+    assert starts.entry is None and len(starts.near_misses) == 1
+    assert "entry 2 ('what colour is the sky?'): the prompt starts with" in starts.near_misses[0]
+    inside = index.find(ask("Be polite. good morning to you; and then say hello"))
+    assert [hint.split(":")[0] for hint in inside.near_misses] == ["entry 3 ('Good   Morning')", "entry 1 ('Hello')"]
+    assert all("contains" in hint for hint in inside.near_misses)
+    assert index.find(ask("Othello and the hellos")).near_misses == ()  # whole words only
+
+
 def test_a_forced_tool_gets_a_minimal_instance_of_its_schema_when_nothing_matches():
     schema = {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 1}},
               "required": ["city", "days"]}

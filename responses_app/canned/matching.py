@@ -12,6 +12,7 @@ import difflib
 import fnmatch
 import heapq
 import json
+import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +26,9 @@ from responses_app.canned.schema_instances import minimal_instance
 from responses_app.canned.tokens import count_tokens
 
 NEAR_MISS_SAMPLE = 300  # how many exact prompts the "similar text" hint compares an unmatched prompt with
+NEAR_MISS_SCAN = 100_000  # characters of an unmatched prompt searched for canned prompts it starts with or contains
+NEAR_MISS_CHECKS = 10_000  # canned prompts compared at some position of it, at most
+_WORD = re.compile(r"\w+")
 
 
 def normalize(text: str) -> str:
@@ -236,6 +240,44 @@ class SetIndex:
             self._near["map"] = {k: tuple(v) for k, v in near.items()}
         return self._near["map"]
 
+    def _by_first_word(self) -> dict[str, tuple[tuple[str, Entry], ...]]:
+        """Exact and normalized entries, by the first word of their normalized text ("" when it does not start
+        with a word), for the "starts with" and "contains" hints; built on first use."""
+        if "words" not in self._near:
+            words: dict[str, list[tuple[str, Entry]]] = {}
+            keyed = [(key, entry) for key, entries in self._near_map().items() for entry in entries]
+            keyed += [(key, entry) for key, entries in self._normalized.items() for entry in entries]
+            for key, entry in sorted(keyed, key=lambda pair: pair[1].rank):
+                first = _WORD.match(key)
+                words.setdefault(first.group() if first else "", []).append((key, entry))
+            self._near["words"] = {k: tuple(v) for k, v in words.items()}
+        return self._near["words"]
+
+    def _within(self, text: str) -> list[str]:
+        """Hints for the exact and normalized entries whose text the (normalized) prompt starts with or contains,
+        whole words only: libraries add instructions before or after what the user typed."""
+        words = self._by_first_word()
+        hints: list[str] = []
+        seen: set[int] = set()
+        checks = 0
+        scanned = text[:NEAR_MISS_SCAN]
+        starts = [(0, "")] + [(m.start(), m.group()) for m in _WORD.finditer(scanned)]
+        for start, word in starts:
+            for key, entry in words.get(word, ()):
+                checks += 1
+                if checks > NEAR_MISS_CHECKS or len(hints) == 3:
+                    return hints
+                end = start + len(key)
+                if entry.id in seen or len(key) >= len(text) or not text.startswith(key, start):
+                    continue
+                if end < len(text) and _WORD.fullmatch(text[end - 1:end + 1]):
+                    continue  # the canned text ends inside a word of the prompt
+                seen.add(entry.id)
+                where = "starts with" if start == 0 else "contains"
+                hints.append(f"{entry.label()}: the prompt {where} this entry's text, which must be the whole "
+                             "message (use `match: {contains: ...}` to answer it within a longer one)")
+        return hints
+
     def find(self, request: ChatRequest, unknown_response: str | None = None) -> Match:
         """The first entry, in rank order, whose text and restrictions accept the request."""
         stripped = request.prompt.strip()
@@ -260,8 +302,11 @@ class SetIndex:
 
     def _near_misses(self, request: ChatRequest, refused: list[str], folded: str) -> list[str]:
         hints = list(refused)
-        for entry in self._near_map().get(folded or normalize(request.prompt), ()):
+        folded = folded or normalize(request.prompt)
+        for entry in self._near_map().get(folded, ()):
             hints.append(f"{entry.label()}: differs only in case or white space (use `match: {{normalized: ...}}`)")
+        if folded:
+            hints.extend(self._within(folded))
         if not hints and request.prompt.strip():
             sample = [e.key for e in self.entries[:NEAR_MISS_SAMPLE] if e.kind == "exact"]
             for close in difflib.get_close_matches(request.prompt.strip(), sample, n=2, cutoff=0.8):
