@@ -197,3 +197,70 @@ def test_a_word_inside_another_is_no_hint(an):
     raw = an.messages.with_raw_response.create(model=MODEL, max_tokens=64,
                                                messages=user("give me jsonl lines, what colour is the skyline?"))
     assert "x-mockllm-near-miss" not in raw.headers
+
+
+# --- a forced tool or schema never gets plain text ------------------------------------------------------
+
+OPENAI_WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": WEATHER_SCHEMA}}
+
+
+def test_a_forced_tool_overrides_an_entrys_text_in_every_format(srv, an, oa):
+    raw = an.messages.with_raw_response.create(model=MODEL, max_tokens=64, messages=user(SKY), tools=TOOLS,
+                                               tool_choice={"type": "tool", "name": "get_weather"})
+    message = raw.parse()
+    assert [(b.type, b.name, b.input) for b in message.content] == [("tool_use", "get_weather", {"city": "", "degrees": 0})]
+    assert message.stop_reason == "tool_use"
+    assert "forces" in raw.headers["x-mockllm-warning"] and raw.headers["x-mockllm-match"] == "1"
+    with an.messages.stream(model=MODEL, max_tokens=64, messages=user(SKY), tools=TOOLS,
+                            tool_choice={"type": "any"}) as stream:
+        assert [b.type for b in stream.get_final_message().content] == ["tool_use"]
+
+    raw = oa.chat.completions.with_raw_response.create(model="m", messages=user(SKY), tools=[OPENAI_WEATHER],
+                                                       tool_choice={"type": "function", "function": {"name": "get_weather"}})
+    call = raw.parse().choices[0].message.tool_calls[0]
+    assert (call.function.name, json.loads(call.function.arguments)) == ("get_weather", {"city": "", "degrees": 0})
+    assert "x-mockllm-warning" in raw.headers
+    chunks = list(oa.chat.completions.create(model="m", messages=user(SKY), tools=[OPENAI_WEATHER],
+                                             tool_choice="required", stream=True))
+    assert [c.choices[0].finish_reason for c in chunks if c.choices[0].finish_reason] == ["tool_calls"]
+
+    response = oa.responses.create(model="m", input=SKY, tool_choice={"type": "function", "name": "get_weather"},
+                                   tools=[{"type": "function", "name": "get_weather", "parameters": WEATHER_SCHEMA}])
+    assert [(item.type, item.name) for item in response.output] == [("function_call", "get_weather")]
+
+    warnings = [line for line in srv.log_lines() if line.get("event") == "answer_overridden"]
+    assert warnings and warnings[0]["level"] == "WARNING" and warnings[0]["entry"] == 1
+
+
+def test_an_entry_that_calls_the_forced_tool_is_kept(an):
+    raw = an.messages.with_raw_response.create(model=MODEL, max_tokens=64, messages=user("check the weather"),
+                                               tools=TOOLS, tool_choice={"type": "tool", "name": "get_weather"})
+    assert raw.parse().content[0].input == {"city": "Paris", "degrees": 18}
+    assert "x-mockllm-warning" not in raw.headers
+    scripted = an.messages.create(model=MODEL, max_tokens=64, messages=user("book me a flight to lisbon"), tools=TOOLS,
+                                  tool_choice={"type": "any"})
+    assert scripted.content[0].name == "search_flights"  # any tool will do
+
+
+def test_langchain_structured_output_gets_an_instance_where_an_entry_has_text(srv):
+    from langchain_anthropic import ChatAnthropic
+
+    claude = ChatAnthropic(model=MODEL, base_url=srv.url, api_key="k", max_retries=0, max_tokens=64)
+    assert claude.with_structured_output(Weather).invoke(SKY) == Weather(city="", degrees=0)
+
+
+def test_a_forced_schema_overrides_an_entrys_plain_text_but_keeps_its_json(an, oa):
+    assert an.messages.parse(model=MODEL, max_tokens=64, messages=user(SKY), output_format=Weather).parsed_output == \
+        Weather(city="", degrees=0)
+    raw = an.messages.with_raw_response.create(model=MODEL, max_tokens=64, messages=user(SKY), stream=True,
+                                               output_config={"format": {"type": "json_schema", "schema": WEATHER_SCHEMA}})
+    assert "x-mockllm-warning" in raw.headers
+    text = "".join(e.delta.text for e in raw.parse() if e.type == "content_block_delta")
+    assert json.loads(text) == {"city": "", "degrees": 0}
+    raw = oa.chat.completions.with_raw_response.parse(model="m", messages=user(SKY), response_format=Weather)
+    assert raw.parse().choices[0].message.parsed == Weather(city="", degrees=0)
+    assert "x-mockllm-warning" in raw.headers
+    assert oa.responses.parse(model="m", input=SKY, text_format=Weather).output_parsed == Weather(city="", degrees=0)
+    kept = oa.chat.completions.with_raw_response.parse(model="m", messages=user("give me json"), response_format=Weather)
+    assert kept.parse().choices[0].message.parsed == Weather(city="Lisbon", degrees=21)
+    assert "x-mockllm-warning" not in kept.headers

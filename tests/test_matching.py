@@ -148,6 +148,25 @@ def test_a_json_schema_gets_valid_json_text_when_nothing_matches():
     assert json.loads(answer(build(), ask("?", json_schema=schema))) == {"answer": "yes"}
 
 
+def test_a_forced_tool_or_schema_overrides_an_entry_that_does_not_give_it():
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    tools = (Tool("get_weather", schema), Tool("search", {}))
+    index = build(("sky", "blue"), ("call", "", {"response": {"tool_calls": [{"name": "search"}]}}), ("json", '{"a": 1}'))
+    named = index.find(ask("sky", tools=tools, forced_tool="get_weather"))
+    assert (named.entry.id, named.reply.text, named.reply.tool_calls[0].name) == (1, None, "get_weather")
+    assert json.loads(named.reply.tool_calls[0].arguments) == {"city": ""} and "forces" in named.warning
+    other = index.find(ask("call", tools=tools, forced_tool="get_weather"))
+    assert other.reply.tool_calls[0].name == "get_weather" and other.warning
+    any_tool = index.find(ask("call", tools=tools, forced_tool="get_weather", any_tool=True))
+    assert any_tool.reply.tool_calls[0].name == "search" and any_tool.warning is None
+    prose = index.find(ask("sky", json_schema=schema))
+    assert (json.loads(prose.reply.text), prose.rule) == ({"city": ""}, "exact") and "JSON" in prose.warning
+    assert index.find(ask("sky", json_mode=True)).reply.text == "{}"
+    kept = index.find(ask("json", json_schema=schema))
+    assert (kept.reply.text, kept.warning) == ('{"a": 1}', None)
+    assert index.find(ask("sky")).warning is None
+
+
 def test_embeddings_can_be_canned():
     index = build(("hello", "", {"embedding": [0.5, 0.5]}))
     assert index.embedding_for(" hello ") == (0.5, 0.5) and index.embedding_for("other") is None

@@ -8,6 +8,7 @@ linear in the text, so no pattern can stall the server. Their cost grows with th
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import fnmatch
 import heapq
@@ -166,6 +167,7 @@ class Match:
     reply: Reply
     rule: str  # the entry's match kind, or default / forced_tool / json_schema
     near_misses: tuple[str, ...] = ()
+    warning: str | None = None  # why the entry's own reply was not sent as it is
 
     @cached_property
     def output_tokens(self) -> int:
@@ -173,19 +175,56 @@ class Match:
         return reply_tokens(self.reply)
 
 
+def forced_call(request: ChatRequest) -> ToolCall:
+    """A call to the tool the request forces, its arguments a minimal instance of the tool's schema."""
+    tool = next((t for t in request.tools if t.name == request.forced_tool), None)
+    arguments = minimal_instance(tool.schema) if tool else {}
+    if not isinstance(arguments, dict):
+        arguments = {}
+    return ToolCall(request.forced_tool or "", json.dumps(arguments))
+
+
+def schema_text(request: ChatRequest) -> str:
+    """JSON text that the request's structured-output schema (or JSON mode) accepts."""
+    return json.dumps(minimal_instance(request.json_schema)) if request.json_schema is not None else "{}"
+
+
 def default_reply(request: ChatRequest, unknown_response: str) -> tuple[Reply, str]:
     """What to answer when no entry matches: a call to a forced tool, schema-valid JSON, or the default text."""
     if request.forced_tool:
-        tool = next((t for t in request.tools if t.name == request.forced_tool), None)
-        arguments = minimal_instance(tool.schema) if tool else {}
-        if not isinstance(arguments, dict):
-            arguments = {}
-        return Reply(text=None, tool_calls=(ToolCall(request.forced_tool, json.dumps(arguments)),)), "forced_tool"
-    if request.json_schema is not None:
-        return Reply(text=json.dumps(minimal_instance(request.json_schema))), "json_schema"
-    if request.json_mode:
-        return Reply(text="{}"), "json_schema"
+        return Reply(text=None, tool_calls=(forced_call(request),)), "forced_tool"
+    if request.json_schema is not None or request.json_mode:
+        return Reply(text=schema_text(request)), "json_schema"
     return Reply(text=unknown_response), "default"
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def honour_forcing(request: ChatRequest, reply: Reply) -> tuple[Reply, str | None]:
+    """A matched entry's reply, or, when the request forces a tool or a JSON schema that the reply does not
+    give, what the real APIs would never fail to send: the forced tool call, or JSON the schema accepts.
+    The second value says what was overridden and why."""
+    if request.forced_tool:
+        wanted = {tool.name for tool in request.tools} if request.any_tool else {request.forced_tool}
+        if any(call.name in wanted for call in reply.tool_calls):
+            return reply, None
+        forced = "a call to one of its tools" if request.any_tool else f"a call to the tool {request.forced_tool!r}"
+        call = forced_call(request)
+        return (dataclasses.replace(reply, text=None, tool_calls=(call,), finish_reason=None, stop_reason=None),
+                f"the request forces {forced} and the entry's reply has none: answered with a call to {call.name!r} "
+                "built from its schema instead of the entry's reply")
+    if (request.json_schema is not None or request.json_mode) and reply.text is not None and not _is_json(reply.text):
+        forced = "a JSON schema" if request.json_schema is not None else "JSON output"
+        return (dataclasses.replace(reply, text=schema_text(request)),
+                f"the request forces {forced} and the entry's text is not JSON: answered with a minimal instance "
+                "of the schema instead of the entry's text")
+    return reply, None
 
 
 @dataclass(frozen=True)
@@ -296,7 +335,8 @@ class SetIndex:
             if reason is not None:
                 refused.append(f"{entry.label()}: {reason}")
                 continue
-            return Match(entry, entry.reply_for(request), entry.kind)
+            reply, warning = honour_forcing(request, entry.reply_for(request))
+            return Match(entry, reply, entry.kind, warning=warning)
         reply, rule = default_reply(request, self.unknown_response if unknown_response is None else unknown_response)
         return Match(None, reply, rule, tuple(self._near_misses(request, refused, folded)[:3]))
 

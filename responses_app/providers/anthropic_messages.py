@@ -121,19 +121,19 @@ def parse(data: dict, *, endpoint: str = "messages") -> ChatRequest:
             assistant_turns += 1
     tools = _tools(data)
     choice = data.get("tool_choice")
-    forced = None
+    forced, any_tool = None, False
     if isinstance(choice, dict):
         if choice.get("type") == "tool" and isinstance(choice.get("name"), str):
             forced = choice["name"]
         elif choice.get("type") == "any" and tools:
-            forced = tools[0].name
+            forced, any_tool = tools[0].name, True
     thinking = data.get("thinking")
     schema = output_schema(data)
     if schema is not None:
         counted.append(json.dumps(schema, sort_keys=True))
     return ChatRequest(
         provider=NAME, endpoint=endpoint, model=model, prompt=prompt, user_texts=tuple(user_texts),
-        system="\n".join(system_texts), conversation="\n".join(conversation), tools=tools, forced_tool=forced,
+        system="\n".join(system_texts), conversation="\n".join(conversation), tools=tools, forced_tool=forced, any_tool=any_tool,
         has_tool_result=found.get("tool_result", False), turn=assistant_turns + 1,
         stream=optional_bool(data, "stream") if endpoint == "messages" else False,
         input_tokens=count_all(counted + tool_texts(tools)),
