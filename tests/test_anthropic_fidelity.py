@@ -11,7 +11,7 @@ import httpx
 import pydantic
 import pytest
 
-from .support import anthropic_client, make_server, openai_client
+from .support import anthropic_client, make_server, openai_client, wait_for
 
 SKY = "what colour is the sky?"
 SKY_ANSWER = "The sky is blue during a clear day due to a phenomenon called Rayleigh scattering."
@@ -264,3 +264,127 @@ def test_a_forced_schema_overrides_an_entrys_plain_text_but_keeps_its_json(an, o
     kept = oa.chat.completions.with_raw_response.parse(model="m", messages=user("give me json"), response_format=Weather)
     assert kept.parse().choices[0].message.parsed == Weather(city="Lisbon", degrees=21)
     assert "x-mockllm-warning" not in kept.headers
+
+
+# --- server-held threads -------------------------------------------------------------------------------
+
+def tool_result(message, content):
+    return {"role": "user", "content": [{"type": "tool_result", "tool_use_id": message.content[0].id, "content": content}]}
+
+
+def thread_turns(srv, model, count=3):
+    """(thread turn, status) of the requests for `model`, from the server's log, once it has `count` of them."""
+    def turns():
+        return [(line.get("thread_turn"), line["status"]) for line in srv.log_lines() if line.get("model") == model]
+
+    wait_for(lambda: len(turns()) >= count, message=lambda: str(turns()))
+    return turns()
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_thread_sends_only_the_new_turn_and_the_server_keeps_the_rest(srv, an, streamed):
+    model = f"thread-model-{streamed}"
+    thread = an.beta.messages.thread(model=model, max_tokens=64, tools=TOOLS, system="Be brief.")
+
+    def send(message):
+        if not streamed:
+            return thread.send(message)
+        with thread.stream(message) as stream:
+            return stream.get_final_message()
+
+    first = send({"role": "user", "content": "book me a flight to lisbon"})
+    assert first.content[0].name == "search_flights"
+    second = send(tool_result(first, "TP1234 at 09:40"))
+    assert second.content[0].name == "book_flight"
+    third = send(tool_result(second, "booked"))
+    assert third.content[0].text == "Booked: TP1234 to Lisbon, leaving 09:40."
+    assert thread_turns(srv, model) == [("create", 200), ("continue", 200), ("continue", 200)]  # no replay
+    # The thread's whole history counts as input: system, tools, both earlier turns and the new one.
+    assert third.usage.input_tokens == an.beta.messages.count_tokens(
+        model=MODEL, system="Be brief.", tools=TOOLS, messages=list(thread.messages)[:-1]).input_tokens
+
+
+def test_the_tool_runner_threads_its_turns(srv, an):
+    from anthropic import beta_tool
+
+    calls = []
+
+    @beta_tool
+    def search_flights(destination: str) -> str:
+        """Search flights."""
+        calls.append(("search_flights", destination))
+        return "TP1234"
+
+    @beta_tool
+    def book_flight(flight: str) -> str:
+        """Book a flight."""
+        calls.append(("book_flight", flight))
+        return "booked"
+
+    runner = an.beta.messages.tool_runner(model="runner-model", max_tokens=64, tools=[search_flights, book_flight],
+                                          messages=user("book me a flight to lisbon"))
+    final = runner.until_done()
+    assert calls == [("search_flights", "LIS"), ("book_flight", "TP1234")]
+    assert final.content[0].text == "Booked: TP1234 to Lisbon, leaving 09:40."
+    assert thread_turns(srv, "runner-model") == [("create", 200), ("continue", 200), ("continue", 200)]
+
+
+def test_thread_errors_are_the_ones_the_sdk_recovers_from(srv):
+    headers = {"x-mock-test-id": "threads-a"}
+    created = post_messages(srv, headers, thread={"type": "create"}, messages=user("book me a flight to lisbon"),
+                            tools=TOOLS)
+    first = created.json()
+    assert created.status_code == 200 and first["content"][0]["name"] == "search_flights"
+    follow_up = [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": first["content"][0]["id"],
+                                                "content": "TP1234"}]}]
+    resume = {"type": "continue", "previous_message_id": first["id"]}
+
+    elsewhere = post_messages(srv, {"x-mock-test-id": "threads-b"}, thread=resume, messages=follow_up)
+    assert elsewhere.status_code == 404
+    assert elsewhere.json()["error"]["type"] == "not_found_error"
+    assert elsewhere.json()["error"]["details"] == {"error_code": "thread_not_found"}
+    repeated = post_messages(srv, headers, thread=resume, messages=follow_up, system="Be brief.")
+    assert repeated.status_code == 400 and "`system`" in repeated.json()["error"]["message"]
+
+    continued = post_messages(srv, headers, thread=resume, messages=follow_up)
+    assert continued.status_code == 200 and continued.json()["content"][0]["name"] == "book_flight"
+    again = post_messages(srv, headers, thread=resume, messages=follow_up)
+    assert again.status_code == 400 and again.json()["error"]["details"] == {"error_code": "thread_already_continued"}
+
+    bad = post_messages(srv, thread={"type": "resume"}, messages=user(SKY))
+    assert bad.status_code == 400 and "thread.type" in bad.json()["error"]["message"]
+    with pytest.raises(anthropic.NotFoundError) as lost:
+        anthropic_client(srv).beta.messages.create(model=MODEL, max_tokens=8, messages=user(SKY),
+                                                   thread={"type": "continue", "previous_message_id": "msg_01gone"})
+    assert lost.value.error_code == "thread_not_found"
+
+
+def test_the_thread_store_is_bounded_and_expires(monkeypatch):
+    from responses_app.api import threads
+    from responses_app.providers.common import APIError
+
+    def error_code(store, key):
+        with pytest.raises(APIError) as error:
+            store.claim(key)
+        return error.value.status_code, error.value.details["error_code"]
+
+    now = [1000.0]
+    monkeypatch.setattr(threads.time, "monotonic", lambda: now[0])
+    store = threads.ThreadStore(ttl=60, max_threads=3, max_bytes=1000)
+    conversation = {"messages": [{"role": "user", "content": "hi"}]}
+    for name in ("a", "b", "c", "e"):
+        store.keep(("", "", name), conversation)
+    assert len(store) == 3 and error_code(store, ("", "", "a")) == (404, "thread_not_found")  # the oldest went
+    assert store.claim(("", "", "b")) == conversation
+    assert error_code(store, ("", "", "b")) == (400, "thread_continue_in_flight")
+    store.release(("", "", "b"))
+    assert store.claim(("", "", "b")) == conversation  # a failed continue may be tried again
+    store.claim(("", "", "c"))
+    store.keep(("", "", "d"), conversation, continued=("", "", "c"))
+    assert error_code(store, ("", "", "c")) == (400, "thread_already_continued")
+    assert error_code(store, ("", "", "b")) == (404, "thread_not_found")  # the oldest went to make room for d
+    assert error_code(store, ("other-key", "", "d")) == (404, "thread_not_found")
+    now[0] += 61
+    assert error_code(store, ("", "", "d")) == (404, "thread_not_found")
+    store.keep(("", "", "big"), {"messages": [{"role": "user", "content": "x" * 2000}]})
+    assert len(store) == 0  # larger than the store may hold

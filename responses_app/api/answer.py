@@ -52,7 +52,7 @@ def deliver(record: RequestRecord, provider: Provider, parsed: ChatRequest, matc
     if any(rate in timing for rate in TIMING_RATES):  # only paced answers pay for measuring themselves
         text = match.reply.text or "".join(call.arguments for call in match.reply.tool_calls)
         duration = stream_seconds(timing, len(split_text(text, chunk)), len(text), match.output_tokens)
-    ids = provider.new_ids()
+    ids = record.ids = provider.new_ids()
     response: HttpResponseBase
     if parsed.stream:
         events = provider.render_stream(parsed, match, ids, chunk)

@@ -247,7 +247,7 @@ def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: A
 
 
 def render_error(status: int, message: str, *, param: str | None = None, code: str | None = None,
-               error_type: str | None = None, request_id: str | None = None) -> dict:
+               error_type: str | None = None, request_id: str | None = None, details: dict | None = None) -> dict:
     return {
         "error": {
             "message": message,
