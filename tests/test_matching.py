@@ -124,6 +124,17 @@ def test_unknown_prompt_gets_default_answer_and_near_misses():
     assert "similar text" in similar.near_misses[0]
 
 
+def test_a_prompt_that_starts_with_or_contains_a_canned_one_gets_a_hint():
+    index = build(("Hello", "hi"), ("what colour is the sky?", "blue"), ("Good   Morning", "gm", {"match": "normalized"}))
+    starts = index.find(ask("What colour is the sky?\nAnswer in one word."))
+    assert starts.entry is None and len(starts.near_misses) == 1
+    assert "entry 2 ('what colour is the sky?'): the prompt starts with" in starts.near_misses[0]
+    inside = index.find(ask("Be polite. good morning to you; and then say hello"))
+    assert [hint.split(":")[0] for hint in inside.near_misses] == ["entry 3 ('Good   Morning')", "entry 1 ('Hello')"]
+    assert all("contains" in hint for hint in inside.near_misses)
+    assert index.find(ask("Othello and the hellos")).near_misses == ()  # whole words only
+
+
 def test_a_forced_tool_gets_a_minimal_instance_of_its_schema_when_nothing_matches():
     schema = {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer", "minimum": 1}},
               "required": ["city", "days"]}
@@ -135,6 +146,25 @@ def test_a_forced_tool_gets_a_minimal_instance_of_its_schema_when_nothing_matche
 def test_a_json_schema_gets_valid_json_text_when_nothing_matches():
     schema = {"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}}, "required": ["answer"]}
     assert json.loads(answer(build(), ask("?", json_schema=schema))) == {"answer": "yes"}
+
+
+def test_a_forced_tool_or_schema_overrides_an_entry_that_does_not_give_it():
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    tools = (Tool("get_weather", schema), Tool("search", {}))
+    index = build(("sky", "blue"), ("call", "", {"response": {"tool_calls": [{"name": "search"}]}}), ("json", '{"a": 1}'))
+    named = index.find(ask("sky", tools=tools, forced_tool="get_weather"))
+    assert (named.entry.id, named.reply.text, named.reply.tool_calls[0].name) == (1, None, "get_weather")
+    assert json.loads(named.reply.tool_calls[0].arguments) == {"city": ""} and "forces" in named.warning
+    other = index.find(ask("call", tools=tools, forced_tool="get_weather"))
+    assert other.reply.tool_calls[0].name == "get_weather" and other.warning
+    any_tool = index.find(ask("call", tools=tools, forced_tool="get_weather", any_tool=True))
+    assert any_tool.reply.tool_calls[0].name == "search" and any_tool.warning is None
+    prose = index.find(ask("sky", json_schema=schema))
+    assert (json.loads(prose.reply.text), prose.rule) == ({"city": ""}, "exact") and "JSON" in prose.warning
+    assert index.find(ask("sky", json_mode=True)).reply.text == "{}"
+    kept = index.find(ask("json", json_schema=schema))
+    assert (kept.reply.text, kept.warning) == ('{"a": 1}', None)
+    assert index.find(ask("sky")).warning is None
 
 
 def test_embeddings_can_be_canned():

@@ -68,7 +68,8 @@ def test_anthropic_stream_bytes_name_every_event():
     for name, event in zip(names, raw):
         assert json.loads(event.split("\n")[1].removeprefix("data: "))["type"] == name
         assert event.endswith("\n\n")
-    assert json.loads(raw[7].split("\n")[1][6:])["usage"] == {"output_tokens": 2}
+    assert json.loads(raw[7].split("\n")[1][6:])["usage"] == {
+        "input_tokens": 1, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 2}
 
 
 @pytest.mark.parametrize("bad", [True, "1", 1.5])

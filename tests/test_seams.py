@@ -109,6 +109,15 @@ def test_twisted_and_daphne_still_offer_what_the_patch_uses():
     daphne_request = daphne_patch.DaphneWebRequest
     assert "self._response_started = False" in inspect.getsource(daphne_request.__init__)
     assert "def handle_exception" in inspect.getsource(daphne_request)
+    # The reason phrase: daphne passes the status alone, and Twisted takes the phrase as `message`.
+    assert 'self.setResponseCode(message["status"])' in inspect.getsource(daphne_request.handle_reply)
+    assert list(inspect.signature(http.Request.setResponseCode).parameters) == ["self", "code", "message"]
+    request = daphne_patch.APIWebRequest.__new__(daphne_patch.APIWebRequest)
+    for code, phrase in ((429, b"Too Many Requests"), (529, b"Site is overloaded"), (200, b"OK"), (799, b"Unknown Status")):
+        request.setResponseCode(code)
+        assert (request.code, request.code_message) == (code, phrase)
+    request.setResponseCode(429, b"Slow Down")
+    assert request.code_message == b"Slow Down"
 
 
 def test_the_test_client_sees_the_api_middleware(client, db):

@@ -1,6 +1,8 @@
 """The request path of every answering endpoint, whatever its wire format: find, plan, deliver."""
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 
@@ -15,6 +17,8 @@ from responses_app.canned.index import CannedIndex, canned_index
 from responses_app.canned.matching import Match
 from responses_app.providers.base import Provider
 from responses_app.providers.chunking import split_text, stream_seconds
+
+logger = logging.getLogger("mockllm.answer")
 
 
 def answer(request: HttpRequest, provider: Provider, parsed: ChatRequest) -> HttpResponseBase:
@@ -48,7 +52,7 @@ def deliver(record: RequestRecord, provider: Provider, parsed: ChatRequest, matc
     if any(rate in timing for rate in TIMING_RATES):  # only paced answers pay for measuring themselves
         text = match.reply.text or "".join(call.arguments for call in match.reply.tool_calls)
         duration = stream_seconds(timing, len(split_text(text, chunk)), len(text), match.output_tokens)
-    ids = provider.new_ids()
+    ids = record.ids = provider.new_ids()
     response: HttpResponseBase
     if parsed.stream:
         events = provider.render_stream(parsed, match, ids, chunk)
@@ -69,6 +73,11 @@ def deliver(record: RequestRecord, provider: Provider, parsed: ChatRequest, matc
     response["X-Mockllm-Match"] = str(match.entry.id) if match.entry else match.rule
     if match.near_misses:
         response["X-Mockllm-Near-Miss"] = _header_safe("; ".join(match.near_misses))[:2000]
+    if match.warning:
+        response["X-Mockllm-Warning"] = _header_safe(match.warning)
+        logger.warning("%s: %s", match.entry.label() if match.entry else "answer", match.warning,
+                       extra={"event": "answer_overridden", "entry": match.entry.id if match.entry else None,
+                              "request_id": record.request_id})
     if plan.budget is not None:
         add_rate_limit_headers(response, plan.budget, provider)
     return response

@@ -1,7 +1,7 @@
 """The one change made to a third-party library: the request class daphne serves HTTP with.
 
 Daphne (`runserver`, `daphne mockllm_site.asgi:application`) differs from what clients of the API must
-see in two ways, both mended by a subclass of daphne's WebRequest:
+see in three ways, all mended by a subclass of daphne's WebRequest:
 - An application that fails after its response started: daphne logs it and then tries to answer 500,
   which cannot go out once headers were sent, so the client waits forever. Uvicorn aborts the
   connection instead, which is what a client must see and what the `disconnect` stream fault asks for.
@@ -9,6 +9,9 @@ see in two ways, both mended by a subclass of daphne's WebRequest:
   malformed, answers a bare 400 and drops the connection (no error shape, no keep-alive). Daphne hands
   the raw body to the application anyway, so Twisted is told not to parse form submissions, and the
   API answers 415 in the provider's shape.
+- The status line's reason phrase: daphne sets only the code, and Twisted's table of phrases lacks 429
+  and 529, so they went out as `429 Unknown Status`. The phrase comes from http.HTTPStatus instead,
+  and 529 (no standard phrase) gets "Site is overloaded", as Anthropic's edge sends it.
 
 Daphne's HTTPFactory.buildProtocol looks the class up by name in daphne.http_protocol for every
 connection, so `install()` rebinds that name. tests/test_daphne_patch.py fails loudly if daphne or
@@ -16,16 +19,23 @@ Twisted change what this relies on.
 """
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import Any
 
 from daphne import http_protocol
 
 DaphneWebRequest = http_protocol.WebRequest
+REASON_PHRASES = {status.value: status.phrase.encode() for status in HTTPStatus} | {529: b"Site is overloaded"}
 
 
 class APIWebRequest(DaphneWebRequest):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, parsePOSTFormSubmission=False, **kwargs)
+
+    def setResponseCode(self, code: int, message: bytes | None = None) -> None:
+        if message is None:
+            message = REASON_PHRASES.get(code)
+        super().setResponseCode(code, message)
 
     def handle_exception(self, exception: BaseException) -> None:
         if self._response_started:

@@ -46,10 +46,11 @@ def provider_for(request: HttpRequest) -> Provider:
 
 def error_response(
     request: HttpRequest, status: int, message: str, *, param: str | None = None, code: str | None = None,
-    error_type: str | None = None, allow: str = "POST",
+    error_type: str | None = None, details: dict | None = None, allow: str = "POST",
 ) -> HttpResponse:
     body = provider_for(request).render_error(
         status, message, param=param, code=code, error_type=error_type, request_id=record_of(request).request_id,
+        details=details,
     )
     response = HttpResponse(dumps(body), status=status, content_type="application/json")
     if status == 405:
@@ -60,7 +61,8 @@ def error_response(
 def _describe(exc: Exception, request: HttpRequest, allowed: str) -> tuple[int, str, dict[str, Any]]:
     """Status, message and extra fields for an exception raised while answering."""
     if isinstance(exc, APIError):
-        return exc.status_code, exc.message, {"param": exc.param, "code": exc.code, "error_type": exc.error_type}
+        return exc.status_code, exc.message, {"param": exc.param, "code": exc.code, "error_type": exc.error_type,
+                                              "details": exc.details}
     if isinstance(exc, RequestDataTooBig):
         return 413, "The request body is larger than this server accepts (MOCKLLM_MAX_BODY_BYTES).", {}
     if isinstance(exc, drf.MethodNotAllowed):

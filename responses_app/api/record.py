@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from django.utils import timezone
 
 from responses_app.api.clients import ANONYMOUS, Client
-from responses_app.providers.common import new_request_id
+from responses_app.providers.common import ResponseIds, new_request_id
 
 if TYPE_CHECKING:  # types only: the providers import nothing of the API layer
     from responses_app.canned.matching import Match
@@ -35,6 +35,7 @@ class RequestRecord:
     stream: bool | None = None
     prompt: str = ""
     match: Match | None = None
+    ids: ResponseIds | None = None  # the ids and timestamp the answer carries, once it is rendered
     input_tokens: int | None = None
     output_tokens: int | None = None
     stream_end: str | None = None

@@ -7,11 +7,12 @@ from django.http import HttpResponse, HttpResponseBase
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from responses_app.api import threads
 from responses_app.api.answer import answer
 from responses_app.api.body import read_json_body
 from responses_app.api.record import record_of
 from responses_app.canned.index import canned_index
-from responses_app.providers import model_list, openai_embeddings
+from responses_app.providers import anthropic_messages, model_list, openai_embeddings
 
 
 def json_response(body: bytes) -> HttpResponse:
@@ -28,7 +29,16 @@ class ProviderView(APIView):
         super().initial(request, *args, **kwargs)
 
     def post(self, request: Request) -> HttpResponseBase:
-        return answer(request._request, self.provider, self.provider.parse(read_json_body(request)))
+        data = read_json_body(request)
+        turn = threads.start_turn(data, record_of(request)) if self.provider is anthropic_messages else None
+        if turn is None:
+            return answer(request._request, self.provider, self.provider.parse(data))
+        with turn:  # a server-held thread: the whole conversation is answered, and the answer held
+            parsed = self.provider.parse(turn.body)
+            response = answer(request._request, self.provider, parsed)
+            record = record_of(request)
+            turn.answered(response, parsed, record.match, record.ids)
+        return response
 
 
 class CountTokensView(ProviderView):

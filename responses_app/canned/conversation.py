@@ -28,6 +28,7 @@ class ChatRequest:
     conversation: str = ""  # every message's text, in order, one per line
     tools: tuple[Tool, ...] = ()
     forced_tool: str | None = None  # the tool the request insists on, if any
+    any_tool: bool = False  # it insists on a call to any of its tools (forced_tool is then the first)
     has_tool_result: bool = False
     turn: int = 1  # 1 + the number of assistant turns already in the request
     stream: bool = False

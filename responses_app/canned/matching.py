@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import heapq
-import json
+import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -21,10 +21,13 @@ from typing import Any
 import re2
 
 from responses_app.canned.conversation import ChatRequest, Reply, ToolCall
-from responses_app.canned.schema_instances import minimal_instance
+from responses_app.canned.schema_instances import forced_reply, honour_forcing
 from responses_app.canned.tokens import count_tokens
 
 NEAR_MISS_SAMPLE = 300  # how many exact prompts the "similar text" hint compares an unmatched prompt with
+NEAR_MISS_SCAN = 100_000  # characters of an unmatched prompt searched for canned prompts it starts with or contains
+NEAR_MISS_CHECKS = 10_000  # canned prompts compared at some position of it, at most
+_WORD = re.compile(r"\w+")
 
 
 def normalize(text: str) -> str:
@@ -162,6 +165,7 @@ class Match:
     reply: Reply
     rule: str  # the entry's match kind, or default / forced_tool / json_schema
     near_misses: tuple[str, ...] = ()
+    warning: str | None = None  # why the entry's own reply was not sent as it is
 
     @cached_property
     def output_tokens(self) -> int:
@@ -171,17 +175,7 @@ class Match:
 
 def default_reply(request: ChatRequest, unknown_response: str) -> tuple[Reply, str]:
     """What to answer when no entry matches: a call to a forced tool, schema-valid JSON, or the default text."""
-    if request.forced_tool:
-        tool = next((t for t in request.tools if t.name == request.forced_tool), None)
-        arguments = minimal_instance(tool.schema) if tool else {}
-        if not isinstance(arguments, dict):
-            arguments = {}
-        return Reply(text=None, tool_calls=(ToolCall(request.forced_tool, json.dumps(arguments)),)), "forced_tool"
-    if request.json_schema is not None:
-        return Reply(text=json.dumps(minimal_instance(request.json_schema))), "json_schema"
-    if request.json_mode:
-        return Reply(text="{}"), "json_schema"
-    return Reply(text=unknown_response), "default"
+    return forced_reply(request) or (Reply(text=unknown_response), "default")
 
 
 @dataclass(frozen=True)
@@ -236,6 +230,44 @@ class SetIndex:
             self._near["map"] = {k: tuple(v) for k, v in near.items()}
         return self._near["map"]
 
+    def _by_first_word(self) -> dict[str, tuple[tuple[str, Entry], ...]]:
+        """Exact and normalized entries, by the first word of their normalized text ("" when it does not start
+        with a word), for the "starts with" and "contains" hints; built on first use."""
+        if "words" not in self._near:
+            words: dict[str, list[tuple[str, Entry]]] = {}
+            keyed = [(key, entry) for key, entries in self._near_map().items() for entry in entries]
+            keyed += [(key, entry) for key, entries in self._normalized.items() for entry in entries]
+            for key, entry in sorted(keyed, key=lambda pair: pair[1].rank):
+                first = _WORD.match(key)
+                words.setdefault(first.group() if first else "", []).append((key, entry))
+            self._near["words"] = {k: tuple(v) for k, v in words.items()}
+        return self._near["words"]
+
+    def _within(self, text: str) -> list[str]:
+        """Hints for the exact and normalized entries whose text the (normalized) prompt starts with or contains,
+        whole words only: libraries add instructions before or after what the user typed."""
+        words = self._by_first_word()
+        hints: list[str] = []
+        seen: set[int] = set()
+        checks = 0
+        scanned = text[:NEAR_MISS_SCAN]
+        starts = [(0, "")] + [(m.start(), m.group()) for m in _WORD.finditer(scanned)]
+        for start, word in starts:
+            for key, entry in words.get(word, ()):
+                checks += 1
+                if checks > NEAR_MISS_CHECKS or len(hints) == 3:
+                    return hints
+                end = start + len(key)
+                if entry.id in seen or len(key) >= len(text) or not text.startswith(key, start):
+                    continue
+                if end < len(text) and _WORD.fullmatch(text[end - 1:end + 1]):
+                    continue  # the canned text ends inside a word of the prompt
+                seen.add(entry.id)
+                where = "starts with" if start == 0 else "contains"
+                hints.append(f"{entry.label()}: the prompt {where} this entry's text, which must be the whole "
+                             "message (use `match: {contains: ...}` to answer it within a longer one)")
+        return hints
+
     def find(self, request: ChatRequest, unknown_response: str | None = None) -> Match:
         """The first entry, in rank order, whose text and restrictions accept the request."""
         stripped = request.prompt.strip()
@@ -254,14 +286,18 @@ class SetIndex:
             if reason is not None:
                 refused.append(f"{entry.label()}: {reason}")
                 continue
-            return Match(entry, entry.reply_for(request), entry.kind)
+            reply, warning = honour_forcing(request, entry.reply_for(request))
+            return Match(entry, reply, entry.kind, warning=warning)
         reply, rule = default_reply(request, self.unknown_response if unknown_response is None else unknown_response)
         return Match(None, reply, rule, tuple(self._near_misses(request, refused, folded)[:3]))
 
     def _near_misses(self, request: ChatRequest, refused: list[str], folded: str) -> list[str]:
         hints = list(refused)
-        for entry in self._near_map().get(folded or normalize(request.prompt), ()):
+        folded = folded or normalize(request.prompt)
+        for entry in self._near_map().get(folded, ()):
             hints.append(f"{entry.label()}: differs only in case or white space (use `match: {{normalized: ...}}`)")
+        if folded:
+            hints.extend(self._within(folded))
         if not hints and request.prompt.strip():
             sample = [e.key for e in self.entries[:NEAR_MISS_SAMPLE] if e.kind == "exact"]
             for close in difflib.get_close_matches(request.prompt.strip(), sample, n=2, cutoff=0.8):

@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -76,6 +75,18 @@ def _tools(data: dict) -> tuple[Tool, ...]:
     return parse_tools(data, lambda tool: (tool.get("name"), tool.get("input_schema")), "tools.{i}")
 
 
+def output_schema(data: dict) -> dict | None:
+    """The JSON schema the answer's text must satisfy: `output_config.format` (structured outputs), or the
+    top-level `output_format` that earlier beta clients send."""
+    config = data.get("output_config")
+    spec = config.get("format") if isinstance(config, dict) else None
+    if spec is None:
+        spec = data.get("output_format")
+    if not isinstance(spec, dict) or spec.get("type") != "json_schema":
+        return None
+    return spec["schema"] if isinstance(spec.get("schema"), dict) else {"type": "object"}
+
+
 def parse(data: dict, *, endpoint: str = "messages") -> ChatRequest:
     """Validate a messages body (or a count_tokens body); raise APIError(400) naming the first bad field."""
     model = require_str(data, "model")
@@ -109,20 +120,23 @@ def parse(data: dict, *, endpoint: str = "messages") -> ChatRequest:
             assistant_turns += 1
     tools = _tools(data)
     choice = data.get("tool_choice")
-    forced = None
+    forced, any_tool = None, False
     if isinstance(choice, dict):
         if choice.get("type") == "tool" and isinstance(choice.get("name"), str):
             forced = choice["name"]
         elif choice.get("type") == "any" and tools:
-            forced = tools[0].name
+            forced, any_tool = tools[0].name, True
     thinking = data.get("thinking")
+    schema = output_schema(data)
+    if schema is not None:
+        counted.append(json.dumps(schema, sort_keys=True))
     return ChatRequest(
         provider=NAME, endpoint=endpoint, model=model, prompt=prompt, user_texts=tuple(user_texts),
-        system="\n".join(system_texts), conversation="\n".join(conversation), tools=tools, forced_tool=forced,
+        system="\n".join(system_texts), conversation="\n".join(conversation), tools=tools, forced_tool=forced, any_tool=any_tool,
         has_tool_result=found.get("tool_result", False), turn=assistant_turns + 1,
         stream=optional_bool(data, "stream") if endpoint == "messages" else False,
         input_tokens=count_all(counted + tool_texts(tools)),
-        thinking=isinstance(thinking, dict) and thinking.get("type") == "enabled",
+        thinking=isinstance(thinking, dict) and thinking.get("type") == "enabled", json_schema=schema,
     )
 
 
@@ -145,7 +159,13 @@ def signature(thinking: str) -> str:
     return base64.b64encode(hashlib.sha256(thinking.encode()).digest()).decode()
 
 
-def blocks(request: ChatRequest, reply: Reply) -> list[dict]:
+def tool_use_id(message_id: str, index: int) -> str:
+    """A tool call's id when the entry fixes none: new with each message id, the same for the same one (so a
+    thread holds the ids its client was sent)."""
+    return "toolu_01" + hashlib.sha256(f"{message_id}/{index}".encode()).hexdigest()[:22]
+
+
+def blocks(request: ChatRequest, reply: Reply, message_id: str) -> list[dict]:
     """The reply's content blocks: thinking (when the request enables it), text, then tool_use."""
     content: list[dict] = []
     if request.thinking:
@@ -153,14 +173,20 @@ def blocks(request: ChatRequest, reply: Reply) -> list[dict]:
         content.append({"type": "thinking", "thinking": thinking, "signature": signature(thinking)})
     if reply.text is not None or not reply.tool_calls:
         content.append({"type": "text", "text": reply.text or ""})
-    for call in reply.tool_calls:
-        content.append({"type": "tool_use", "id": call.id or "toolu_01" + secrets.token_hex(11),
+    for index, call in enumerate(reply.tool_calls):
+        content.append({"type": "tool_use", "id": call.id or tool_use_id(message_id, index),
                         "name": call.name, "input": json.loads(call.arguments)})
     return content
 
 
 def _ids(reply: Reply, ids: ResponseIds) -> str:
     return reply.response_id or ids.response_id
+
+
+def assistant_message(request: ChatRequest, match: Match, ids: ResponseIds) -> tuple[str, dict]:
+    """The answer's id and the assistant message it adds to the conversation, as a client sends it back."""
+    message_id = _ids(match.reply, ids)
+    return message_id, {"role": "assistant", "content": blocks(request, match.reply, message_id)}
 
 
 def render_json(request: ChatRequest, match: Match, ids: ResponseIds) -> bytes:
@@ -170,7 +196,7 @@ def render_json(request: ChatRequest, match: Match, ids: ResponseIds) -> bytes:
         "type": "message",
         "role": "assistant",
         "model": request.model,
-        "content": blocks(request, match.reply),
+        "content": blocks(request, match.reply, _ids(match.reply, ids)),
         "stop_reason": match.reply.anthropic_stop(),
         "stop_sequence": None,
         "usage": _usage(request, match),
@@ -183,12 +209,13 @@ def _event(name: str, payload: dict) -> bytes:
 
 def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char") -> Iterator[bytes]:
     """The SSE events of a streamed answer: every event named; text one character (or `chunk`) per delta."""
+    message_id = _ids(match.reply, ids)
     start = {
-        "id": _ids(match.reply, ids), "type": "message", "role": "assistant", "model": request.model,
+        "id": message_id, "type": "message", "role": "assistant", "model": request.model,
         "content": [], "stop_reason": None, "stop_sequence": None, "usage": _usage(request, match, 0),
     }
     yield _event("message_start", {"type": "message_start", "message": start})
-    for index, block in enumerate(blocks(request, match.reply)):
+    for index, block in enumerate(blocks(request, match.reply, message_id)):
         kind = block["type"]
         empty = {"text": {"type": "text", "text": ""},
                  "thinking": {"type": "thinking", "thinking": "", "signature": ""},
@@ -210,10 +237,12 @@ def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: A
             for piece in pieces:
                 yield prefix + b',"delta":{"type":"input_json_delta","partial_json":' + dumps(piece) + b"}}\n\n"
         yield _event("content_block_stop", {"type": "content_block_stop", "index": index})
+    usage = _usage(request, match)
+    del usage["service_tier"]  # cumulative counts only, as the real API's message_delta has them
     yield _event("message_delta", {
         "type": "message_delta",
         "delta": {"stop_reason": match.reply.anthropic_stop(), "stop_sequence": None},
-        "usage": {"output_tokens": _usage(request, match)["output_tokens"]},
+        "usage": usage,
     })
     yield _event("message_stop", {"type": "message_stop"})
 
@@ -229,12 +258,14 @@ def count(request: ChatRequest) -> bytes:
 
 
 def render_error(status: int, message: str, *, param: str | None = None, code: str | None = None,
-               error_type: str | None = None, request_id: str | None = None) -> dict:
+               error_type: str | None = None, request_id: str | None = None, details: dict | None = None) -> dict:
     body: dict = {
         "type": "error",
         "error": {"type": error_type or ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error"),
                   "message": message},
     }
+    if details:
+        body["error"]["details"] = details
     if request_id:
         body["request_id"] = request_id
     return body

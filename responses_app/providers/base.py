@@ -32,8 +32,8 @@ class Provider(Protocol):
         """The streamed answer: each item one complete event, in the format's framing."""
 
     def render_error(self, status: int, message: str, *, param: str | None = None, code: str | None = None,
-                     error_type: str | None = None, request_id: str | None = None) -> dict:
-        """The error body, in the format's shape."""
+                     error_type: str | None = None, request_id: str | None = None, details: dict | None = None) -> dict:
+        """The error body, in the format's shape (`details` where the format has them)."""
 
     def render_stream_error(self, message: str) -> bytes:
         """An error event in the middle of a stream, as the format's SDK recognises one."""

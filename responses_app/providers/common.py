@@ -18,7 +18,7 @@ class APIError(APIException):
 
     def __init__(
         self, status: int, message: str, *, param: str | None = None, code: str | None = None,
-        error_type: str | None = None,
+        error_type: str | None = None, details: dict | None = None,
     ) -> None:
         super().__init__(detail=message)
         self.status_code = status
@@ -26,6 +26,7 @@ class APIError(APIException):
         self.param = param
         self.code = code
         self.error_type = error_type
+        self.details = details  # Anthropic's `error.details` (its `error_code` picks the SDK's error class)
 
 
 def invalid(message: str, param: str | None = None) -> APIError:

@@ -143,8 +143,8 @@ def parse(data: dict) -> ChatRequest:
     return ChatRequest(
         provider=NAME, endpoint="chat", model=model, prompt=prompt, user_texts=tuple(user_texts),
         system="\n".join(system), conversation="\n".join(conversation), tools=tools,
-        forced_tool=forced_tool(data.get("tool_choice"), tools), has_tool_result=has_tool_result,
-        turn=assistant_turns + 1, stream=stream, n=optional_int(data, "n", minimum=1, maximum=MAX_N) or 1,
+        forced_tool=forced_tool(data.get("tool_choice"), tools), any_tool=data.get("tool_choice") == "required",
+        has_tool_result=has_tool_result, turn=assistant_turns + 1, stream=stream, n=optional_int(data, "n", minimum=1, maximum=MAX_N) or 1,
         include_usage=optional_bool(options or {}, "include_usage", "stream_options.include_usage"),
         input_tokens=count_all(counted + tool_texts(tools)), json_schema=schema, json_mode=json_mode,
     )
@@ -247,7 +247,7 @@ def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: A
 
 
 def render_error(status: int, message: str, *, param: str | None = None, code: str | None = None,
-               error_type: str | None = None, request_id: str | None = None) -> dict:
+               error_type: str | None = None, request_id: str | None = None, details: dict | None = None) -> dict:
     return {
         "error": {
             "message": message,

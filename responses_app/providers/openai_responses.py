@@ -89,7 +89,8 @@ def parse(data: dict) -> ChatRequest:
     return ChatRequest(
         provider=NAME, endpoint="responses", model=model, prompt=prompt, user_texts=tuple(user_texts),
         system="\n".join(system), conversation="\n".join(conversation), tools=tools,
-        forced_tool=forced_tool(data.get("tool_choice"), tools), has_tool_result=has_tool_result,
+        forced_tool=forced_tool(data.get("tool_choice"), tools), any_tool=data.get("tool_choice") == "required",
+        has_tool_result=has_tool_result,
         turn=assistant_turns + 1, stream=optional_bool(data, "stream"),
         input_tokens=count_all(counted + tool_texts(tools)), json_schema=schema,
         json_mode=isinstance(text_format, dict) and text_format.get("type") == "json_object",
