@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import Any
 
 from responses_app.canned.conversation import ChatRequest, Reply, ToolCall
 from responses_app.canned.schema_instances import minimal_instance
@@ -41,14 +42,44 @@ def _is_json(text: str) -> bool:
     return True
 
 
+def _json_object(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _fits(schema: Any, arguments: dict[str, Any]) -> bool:
+    """Whether an object could be a tool's arguments: it has the schema's required properties and none
+    that the schema does not name (when it names any). Types are not checked."""
+    if not isinstance(schema, dict):
+        return True
+    required = schema.get("required")
+    if isinstance(required, list) and any(name not in arguments for name in required):
+        return False
+    properties = schema.get("properties")
+    return not (isinstance(properties, dict) and properties and any(name not in properties for name in arguments))
+
+
 def honour_forcing(request: ChatRequest, reply: Reply) -> tuple[Reply, str | None]:
     """A matched entry's reply, or, when the request forces a tool or a JSON schema that the reply does not
     give, what the real APIs would never fail to send: the forced tool call, or JSON the schema accepts.
-    The second value says what was overridden and why."""
+    An entry whose text is a JSON object that fits the forced tool's schema answers with a call whose
+    arguments are that object, as the libraries that force a tool to get structured output expect. The
+    second value says what was overridden and why (None when the entry's reply, or its JSON, was used)."""
     if request.forced_tool:
         wanted = {tool.name for tool in request.tools} if request.any_tool else {request.forced_tool}
         if any(call.name in wanted for call in reply.tool_calls):
             return reply, None
+        arguments = _json_object(reply.text)
+        if arguments is not None:
+            tool = next((t for t in request.tools if t.name in wanted and _fits(t.schema, arguments)), None)
+            if tool is not None:
+                call = ToolCall(tool.name, json.dumps(arguments))
+                return dataclasses.replace(reply, text=None, tool_calls=(call,), finish_reason=None, stop_reason=None), None
         forced = "a call to one of its tools" if request.any_tool else f"a call to the tool {request.forced_tool!r}"
         call = forced_call(request)
         return (dataclasses.replace(reply, text=None, tool_calls=(call,), finish_reason=None, stop_reason=None),
