@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check --quiet
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test test-fast lint browser bench-shared bench-team bench bench-pacing soak fuzz install install-dev migrate conformance clean
+.PHONY: run test test-fast lint browser node-clients bench-shared bench-team bench bench-pacing soak fuzz install install-dev migrate conformance clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ run: install responses.yml migrate
 	$(PY) manage.py loadresponses responses.yml
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
-test: install-dev browser lint
+test: install-dev browser node-clients lint
 	$(PY) manage.py check
 	$(PY) -m pytest
 
@@ -42,9 +42,22 @@ lint: install-dev
 	$(PY) -m ruff check .
 
 # The suite without the tests marked slow, in about half the time (without installing the browser).
-test-fast: install-dev lint
+test-fast: install-dev node-clients lint
 	$(PY) manage.py check
 	$(PY) -m pytest -m "not slow"
+
+# The node libraries of the client matrix (tests/test_client_matrix.py), exactly as locked in
+# tests/clients/package-lock.json; installed again only when the lockfile changes. Without npm the
+# matrix leaves them out and says so (and fails under MOCKLLM_REQUIRE_SERVICES=1, as in CI).
+NODE_CLIENTS := tests/clients
+$(NODE_CLIENTS)/node_modules/.installed: $(NODE_CLIENTS)/package-lock.json $(NODE_CLIENTS)/package.json
+	@if command -v npm >/dev/null; then \
+	  npm ci --prefix $(NODE_CLIENTS) --no-audit --no-fund --loglevel=error && touch $@; \
+	else \
+	  echo "npm is missing: the client matrix will leave out its node libraries"; \
+	fi
+
+node-clients: $(NODE_CLIENTS)/node_modules/.installed
 
 # The browser test drives Debian's chromium through chromedriver; installed here when missing
 # (as root, with apt). Elsewhere the suite leaves that test out and says so.
@@ -99,4 +112,4 @@ conformance: install-dev
 	$(PY) ../shared/tools/sdk_conformance.py http://$(HOST):$(PORT) $(ARGS)
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache $(NODE_CLIENTS)/node_modules

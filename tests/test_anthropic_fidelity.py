@@ -249,6 +249,18 @@ def test_langchain_structured_output_gets_an_instance_where_an_entry_has_text(sr
     assert claude.with_structured_output(Weather).invoke(SKY) == Weather(city="", degrees=0)
 
 
+def test_an_entrys_json_record_answers_a_forced_tool_too(srv, oa):
+    from langchain_anthropic import ChatAnthropic
+
+    claude = ChatAnthropic(model=MODEL, base_url=srv.url, api_key="k", max_retries=0, max_tokens=64)
+    assert claude.with_structured_output(Weather).invoke("give me json") == Weather(city="Lisbon", degrees=21)
+    raw = oa.chat.completions.with_raw_response.create(model="m", messages=user("give me json"), tools=[OPENAI_WEATHER],
+                                                       tool_choice="required")
+    call = raw.parse().choices[0].message.tool_calls[0]
+    assert (call.function.name, json.loads(call.function.arguments)) == ("get_weather", {"city": "Lisbon", "degrees": 21})
+    assert raw.parse().choices[0].finish_reason == "tool_calls" and "x-mockllm-warning" not in raw.headers
+
+
 def test_a_forced_schema_overrides_an_entrys_plain_text_but_keeps_its_json(an, oa):
     assert an.messages.parse(model=MODEL, max_tokens=64, messages=user(SKY), output_format=Weather).parsed_output == \
         Weather(city="", degrees=0)

@@ -167,6 +167,22 @@ def test_a_forced_tool_or_schema_overrides_an_entry_that_does_not_give_it():
     assert index.find(ask("sky")).warning is None
 
 
+def test_an_entrys_json_object_becomes_the_forced_tools_arguments_when_it_fits():
+    weather = {"type": "object", "properties": {"city": {"type": "string"}, "degrees": {"type": "integer"}},
+               "required": ["city"]}
+    tools = (Tool("search", {"type": "object", "properties": {"q": {"type": "string"}}}), Tool("final_result", weather))
+    index = build(("record", '{"city": "Lisbon", "degrees": 21}'), ("other", '{"status": "ok"}'), ("list", "[1, 2]"))
+    named = index.find(ask("record", tools=tools, forced_tool="final_result"))
+    assert (named.reply.text, named.warning, named.rule) == (None, None, "exact")
+    assert [(c.name, json.loads(c.arguments)) for c in named.reply.tool_calls] == [("final_result", {"city": "Lisbon", "degrees": 21})]
+    # tool_choice "required" / "any": the first of the request's tools whose schema the object fits
+    any_tool = index.find(ask("record", tools=tools, forced_tool="search", any_tool=True))
+    assert any_tool.reply.tool_calls[0].name == "final_result" and any_tool.warning is None
+    for prompt in ("other", "list"):  # no fit, or not an object: the schema's minimal instance, with a warning
+        fallback = index.find(ask(prompt, tools=tools, forced_tool="final_result"))
+        assert json.loads(fallback.reply.tool_calls[0].arguments) == {"city": ""} and "forces" in fallback.warning
+
+
 def test_embeddings_can_be_canned():
     index = build(("hello", "", {"embedding": [0.5, 0.5]}))
     assert index.embedding_for(" hello ") == (0.5, 0.5) and index.embedding_for("other") is None

@@ -21,7 +21,7 @@ from typing import Any
 import re2
 
 from responses_app.canned.conversation import ChatRequest, Reply, ToolCall
-from responses_app.canned.schema_instances import forced_reply, honour_forcing
+from responses_app.canned.forcing import default_reply, honour_forcing
 from responses_app.canned.tokens import count_tokens
 
 NEAR_MISS_SAMPLE = 300  # how many exact prompts the "similar text" hint compares an unmatched prompt with
@@ -171,11 +171,6 @@ class Match:
     def output_tokens(self) -> int:
         """Counted once per request, though the journal, rate limits, pacing and the usage block all ask."""
         return reply_tokens(self.reply)
-
-
-def default_reply(request: ChatRequest, unknown_response: str) -> tuple[Reply, str]:
-    """What to answer when no entry matches: a call to a forced tool, schema-valid JSON, or the default text."""
-    return forced_reply(request) or (Reply(text=unknown_response), "default")
 
 
 @dataclass(frozen=True)
