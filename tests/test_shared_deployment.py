@@ -86,7 +86,8 @@ def test_a_change_in_one_process_is_served_by_the_other_at_once(two_processes):
     first, second = two_processes
     assert reply(chat(second, "what is 2+2?")) == "2+2 equals 9."  # the second process's index is built
     started = time.monotonic()
-    added = control(first, "POST", "responses", json={"match": {"contains": "weather"}, "response": "Sunny."})
+    added = control(first, "POST", "responses", json={"match": {"contains": "weather"}, "response": "Sunny."},
+                    params={"default": "true"})
     assert added.status_code == 201
     while reply(chat(second, "what is the weather like?")) != "Sunny.":
         assert time.monotonic() - started < 2, "the daphne process did not hear of the change"

@@ -1,8 +1,21 @@
 """The control API: what a test suite needs to set up canned responses and assert on the journal,
 over HTTP, without the admin. Served under /control/, with its OpenAPI description at
-/control/openapi.json, and answered only for requests bearing MOCKLLM_CONTROL_TOKEN."""
+/control/openapi.json, and answered only for requests bearing MOCKLLM_CONTROL_TOKEN.
+
+Scope: a request is scoped to a test run when it names one, by X-Mock-Test-Id or ?test_id= (the two
+must agree). A scoped request reads and changes that run's canned responses and journal entries only;
+anything else is a 404 to it. Entries shared by everyone are changed only when the request says whose
+they are: ?scenario=NAME (or "scenario" in a posted entry) for a scenario's shared entries, and
+?default=true for the default set. The X-Mock-Scenario header alone does not say it: a client may send
+it on every request. A DELETE of journal entries must narrow by run, scenario, key name, request id or
+a closed time window, or say all=true.
+
+Every input is checked before it reaches the database: a text it cannot hold (NUL) is a 400 naming the
+parameter, and test ids and scenario names are printable ASCII (clients.run_name).
+"""
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hmac
 import time
@@ -17,7 +30,7 @@ from django.utils.dateparse import parse_datetime
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from responses_app.api.clients import SCENARIO_HEADER, TEST_ID_HEADER
+from responses_app.api.clients import SCENARIO_HEADER, SCENARIO_MAX, TEST_ID_HEADER, TEST_ID_MAX, run_name
 from responses_app.canned.entries import entry_from_row, parse_entry
 from responses_app.canned.fields import EntryError, mapping
 from responses_app.api.errors import error_response
@@ -54,7 +67,11 @@ class ControlView(APIView):
 
 
 def _param(request: Request, name: str, default: str = "") -> str:
-    return request.query_params.get(name, default).strip()
+    value = request.GET.get(name, default)
+    if "\x00" in value:
+        raise APIError(400, f"`{name}` cannot contain a NUL character (\\u0000): the database cannot hold it.",
+                       param=name)
+    return value.strip()
 
 
 def _int(request: Request, name: str, default: int, *, minimum: int = 0, maximum: int | None = None) -> int:
@@ -81,26 +98,132 @@ def _bool(request: Request, name: str) -> bool | None:
     raise APIError(400, f"`{name}` must be true or false, not {raw!r}.", param=name)
 
 
-def _test_id(request: Request) -> str:
-    return _param(request, "test_id") or request.META.get(TEST_ID_HEADER, "").strip()
+def _time(request: Request, name: str) -> datetime.datetime | None:
+    raw = _param(request, name)
+    if not raw:
+        return None
+    try:
+        moment = parse_datetime(raw)
+    except ValueError:  # well formed, but no such time (month 13)
+        moment = None
+    if moment is None:
+        raise APIError(400, f"`{name}` must be an ISO 8601 time, such as 2026-01-31T12:00:00Z, not {raw!r}.",
+                       param=name)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=datetime.UTC)
+
+
+def _agreeing(name: str, values: list[tuple[str, str]]) -> str:
+    """The one value the places in `values` ((where, value) pairs) give for `name`; a 400 when two differ."""
+    given = [(where, value) for where, value in values if value]
+    for where, value in given[1:]:
+        if value != given[0][1]:
+            raise APIError(400, f"{given[0][0]} says {given[0][1]!r} and {where} says {value!r}: one request speaks "
+                                f"for one {name.replace('_', ' ')}. Send one of them, or the same in both.",
+                           param=name)
+    return given[0][1] if given else ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Scope:
+    """Whose data a control request is about (see the module's docstring)."""
+
+    test_id: str = ""
+    scenario: str = ""
+    scenario_said: bool = False  # by ?scenario= or a posted entry's "scenario", not only X-Mock-Scenario
+    default: bool = False  # ?default=true: the default set
+
+    @classmethod
+    def of(cls, request: Request, body: dict[str, Any] | None = None, where: str = "") -> Scope:
+        """The request's scope; `body`: a posted entry, whose "test_id" and "scenario" count too."""
+        body = body or {}
+        names, said = {}, False
+        for name, header, meta, limit in (("test_id", "X-Mock-Test-Id", TEST_ID_HEADER, TEST_ID_MAX),
+                                          ("scenario", "X-Mock-Scenario", SCENARIO_HEADER, SCENARIO_MAX)):
+            places = []  # (what the message calls it, the parameter it names, the value)
+            if name in body:
+                if not isinstance(body[name], str):
+                    raise APIError(400, f"`{where}{name}` must be a string.", param=f"{where}{name}")
+                places.append((f"the entry's `{name}`", f"{where}{name}", body[name]))
+            places.append((f"`{name}`", name, _param(request, name)))
+            places.append((header, header, request.META.get(meta, "")))
+            checked = [(label, run_name(value, label.strip("`") if label[0] == "`" else label, limit, param=param))
+                       for label, param, value in places]
+            names[name] = _agreeing(name, checked)
+            if name == "scenario":
+                said = any(value for label, value in checked if label != header)
+        default = _bool(request, "default") is True
+        if default and (names["test_id"] or names["scenario"]):
+            raise APIError(400, "`default=true` names the default set; it cannot go with a test id or a scenario.",
+                           param="default")
+        return cls(names["test_id"], names["scenario"], said, default)
+
+    @property
+    def set_key(self) -> tuple[str, str] | None:
+        """The one set a change applies to, or None when the request has not said which."""
+        if self.test_id:
+            return (self.scenario, self.test_id)
+        if self.scenario and self.scenario_said:
+            return (self.scenario, "")
+        if self.default:
+            return ("", "")
+        return None
+
+    def require_said(self) -> None:
+        """A change must say whose entries it changes."""
+        if self.test_id or self.default or (self.scenario and self.scenario_said):
+            return
+        if self.scenario:
+            raise APIError(400, f"To change scenario {self.scenario!r}'s shared entries, name it with "
+                                f"?scenario={self.scenario} (X-Mock-Scenario alone does not say it), or send "
+                                "X-Mock-Test-Id to change your test run's entries.", param="scenario")
+        raise APIError(400, "Say whose canned responses to change: X-Mock-Test-Id (or ?test_id=) for a test run's, "
+                            "?scenario=NAME for a scenario's shared ones, or ?default=true for the default set "
+                            "every request falls back to.", param="test_id")
+
+    def describe(self) -> str:
+        if self.test_id:
+            return f"test run {self.test_id!r}" + (f" (scenario {self.scenario!r})" if self.scenario else "")
+        if self.scenario:
+            return f"scenario {self.scenario!r}'s shared entries"
+        return "the default set" if self.default else "any set"
+
+    def rows(self) -> QuerySet:
+        """The canned responses in this scope: a run's (within its scenario, if named), a scenario's
+        shared ones, the default set's; every one for a request that names no scope."""
+        rows = CannedResponse.objects.all()
+        if self.test_id:
+            rows = rows.filter(test_id=self.test_id)
+            return rows.filter(scenario=self.scenario) if self.scenario else rows
+        if self.scenario:
+            return rows.filter(test_id="", scenario=self.scenario)
+        if self.default:
+            return rows.filter(test_id="", scenario="")
+        return rows
 
 
 # ---- journal ---------------------------------------------------------------------------------
 
-JOURNAL_FILTERS = ("model", "provider", "endpoint", "scenario", "api_key_name", "request_id")
+JOURNAL_FILTERS = ("model", "provider", "endpoint", "api_key_name", "request_id")
+# What narrows a DELETE of journal entries to someone's; with none of them it needs all=true.
+NARROWING = ("a test run (X-Mock-Test-Id or ?test_id=), ?scenario=, ?api_key_name=, ?request_id=, or both ?since= "
+             "and ?until=")
 
 
-def journal_filtered(request: Request) -> bool:
-    """Whether the request names any filter (a DELETE without one must say all=true)."""
-    return bool(_test_id(request)) or any(_param(request, name) for name in
-                                          (*JOURNAL_FILTERS, "status", "matched", "since", "after_id"))
+def journal_narrowed(request: Request, scope: Scope) -> bool:
+    """Whether a DELETE narrows to someone's entries (NARROWING). after_id=0, a model or a status do not."""
+    if scope.test_id or (scope.scenario and scope.scenario_said):
+        return True
+    if any(_param(request, name) for name in ("api_key_name", "request_id")):
+        return True
+    return bool(_param(request, "since") and _param(request, "until"))
 
 
-def journal_filter(request: Request) -> QuerySet:
+def journal_filter(request: Request, scope: Scope) -> QuerySet:
     rows = JournalEntry.objects.all()
-    test_id = _test_id(request)
-    if test_id:
-        rows = rows.filter(test_id=test_id)
+    if scope.test_id:
+        rows = rows.filter(test_id=scope.test_id)
+    if scope.scenario and scope.scenario_said:  # the journal is filtered by ?scenario=, not by the header
+        rows = rows.filter(scenario=scope.scenario)
     for name in JOURNAL_FILTERS:
         value = _param(request, name)
         if value:
@@ -110,15 +233,11 @@ def journal_filter(request: Request) -> QuerySet:
     matched = _bool(request, "matched")
     if matched is not None:
         rows = rows.filter(matched=matched)
-    since = _param(request, "since")
-    if since:
-        moment = parse_datetime(since)
-        if moment is None:
-            raise APIError(400, f"`since` must be an ISO 8601 time, such as 2026-01-31T12:00:00Z, not {since!r}.",
-                           param="since")
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=datetime.timezone.utc)
-        rows = rows.filter(created_at__gte=moment)
+    since, until = _time(request, "since"), _time(request, "until")
+    if since is not None:
+        rows = rows.filter(created_at__gte=since)
+    if until is not None:
+        rows = rows.filter(created_at__lt=until)
     after = _int(request, "after_id", 0)
     if after:
         rows = rows.filter(id__gt=after)
@@ -126,16 +245,16 @@ def journal_filter(request: Request) -> QuerySet:
 
 
 class JournalView(ControlView):
-    """GET: the newest journal entries matching the filters; DELETE: remove them."""
+    """GET: the newest journal entries matching the filters; DELETE: remove them (narrowed, or all=true)."""
 
     def get(self, request: Request) -> HttpResponse:
         limit = _int(request, "limit", 100, minimum=1, maximum=MAX_LIMIT)
         wait = float(_int(request, "wait", 0, minimum=0, maximum=int(MAX_WAIT_SECONDS)))
         at_least = _int(request, "min_count", 1 if wait else 0, minimum=0, maximum=10_000_000)
+        rows = journal_filter(request, Scope.of(request))
         deadline = time.monotonic() + wait
         while True:
             journal.flush()  # this process's queue; other processes write theirs every flush interval
-            rows = journal_filter(request)
             total = rows.count()
             if total >= at_least or time.monotonic() >= deadline:
                 break
@@ -145,10 +264,11 @@ class JournalView(ControlView):
                               "has_more": total > len(page), "total": total})
 
     def delete(self, request: Request) -> HttpResponse:
-        rows = journal_filter(request)
-        if not journal_filtered(request) and _bool(request, "all") is not True:
-            raise APIError(400, "Say which entries to delete (for example ?test_id=...), or ?all=true for every one.",
-                           param="test_id")
+        scope = Scope.of(request)
+        rows = journal_filter(request, scope)
+        if not journal_narrowed(request, scope) and _bool(request, "all") is not True:
+            raise APIError(400, f"Say whose entries to delete: {NARROWING}; other filters (after_id, model, status, "
+                                "...) only narrow those. Or ?all=true to delete every run's entries.", param="test_id")
         journal.flush()
         deleted = rows.delete()[0]
         return json_response({"deleted": deleted})
@@ -165,23 +285,66 @@ def response_json(row: CannedResponse) -> dict[str, Any]:
     }
 
 
-def _set_filter(request: Request) -> QuerySet:
-    rows = CannedResponse.objects.all()
-    test_id = _test_id(request)
-    scenario = _param(request, "scenario") or request.META.get(SCENARIO_HEADER, "").strip()
-    if test_id:
-        rows = rows.filter(test_id=test_id)
-    if scenario:
-        rows = rows.filter(scenario=scenario)
-    return rows
+def nul_at(value: Any, path: str = "") -> str | None:
+    """Where the first NUL character in a JSON value is (a dotted path, [i] for list items), or None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, list):
+        items = enumerate(value)
+        return next((found for i, item in items if (found := nul_at(item, f"{path}[{i}]")) is not None), None)
+    if isinstance(value, dict):
+        if any("\x00" in key for key in value):
+            return path
+        return next((found for key, item in value.items()
+                     if (found := nul_at(item, f"{path}.{key}" if path else key)) is not None), None)
+    return None
+
+
+def new_row(request: Request, body: Any, where: str = "") -> CannedResponse:
+    """A posted entry as the row it becomes (not saved), in the set its scope says; a 400 naming the field
+    (prefixed by `where`, such as "[3]." in a list) when it is not a valid entry."""
+    if not isinstance(body, dict):
+        raise APIError(400, f"An entry must be a JSON object, such as {{\"match\": \"hello\", \"response\": "
+                            f"\"Hi!\"}}{'; ' + where.rstrip('.') + ' is not' if where else ''}.",
+                       param=where.rstrip(".") or None)
+    found = nul_at(body)
+    if found is not None:
+        raise APIError(400, f"`{where}{found}` contains a NUL character (\\u0000), which the database cannot hold; "
+                            "a canned entry is stored as given, so remove it.", param=f"{where}{found}")
+    scope = Scope.of(request, body, where)
+    entry = {key: value for key, value in body.items() if key not in ("test_id", "scenario")}
+    try:
+        prompt, answer, options = parse_entry(mapping(entry, "entry"))
+    except EntryError as exc:
+        raise APIError(400, f"{where}{exc.message}. An entry has the responses file's list form, for example "
+                            '{"match": "hello", "response": "Hi!"}.', param=f"{where}{exc.field}" if exc.field
+                       else where.rstrip(".") or None) from None
+    scope.require_said()
+    scenario, test_id = scope.set_key
+    return CannedResponse(prompt=prompt, answer=answer, options=options, source=Source.ADMIN, scenario=scenario,
+                          test_id=test_id)
+
+
+def _validated(row: CannedResponse, where: str = "") -> CannedResponse:
+    try:
+        row.full_clean(exclude=["key_digest"])
+    except ValidationError as exc:
+        duplicate = any(error.code == "duplicate_prompt" for error in exc.error_dict.get("prompt", ()))
+        messages = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items())
+        fields = [field for field in exc.message_dict if field != "__all__"]
+        raise APIError(409 if duplicate else 400, f"{where}{messages}",
+                       param=f"{where}{fields[0]}" if len(fields) == 1 else where.rstrip(".") or None) from None
+    return row
 
 
 class CannedResponsesView(ControlView):
-    """GET: list canned responses (of a test run with ?test_id=); POST: add one; DELETE: a test run's or scenario's."""
+    """GET: list canned responses (of the request's scope; every one for a request without one);
+    POST: add one to a test run's set, a named scenario's or the default set (?default=true);
+    DELETE: a test run's entries, a scenario's shared entries (?scenario=), or the default set's (?default=true)."""
 
     def get(self, request: Request) -> HttpResponse:
         limit = _int(request, "limit", 100, minimum=1, maximum=MAX_LIMIT)
-        rows = _set_filter(request)
+        rows = Scope.of(request).rows()
         after = _int(request, "after_id", 0)
         if after:
             rows = rows.filter(id__gt=after)
@@ -190,50 +353,38 @@ class CannedResponsesView(ControlView):
                               "has_more": len(page) > limit})
 
     def post(self, request: Request) -> HttpResponse:
-        body = read_json_body(request)
-        entry = dict(body)
-        scope = {"test_id": str(entry.pop("test_id", "") or request.META.get(TEST_ID_HEADER, "")).strip(),
-                 "scenario": str(entry.pop("scenario", "") or request.META.get(SCENARIO_HEADER, "")).strip()}
-        try:
-            prompt, answer, options = parse_entry(mapping(entry, "entry"))
-        except EntryError as exc:
-            raise APIError(400, f"{exc.message}. An entry has the responses file's list form, for example "
-                                '{"match": "hello", "response": "Hi!"}.', param=exc.field or None) from None
-        row = CannedResponse(prompt=prompt, answer=answer, options=options, source=Source.ADMIN, **scope)
-        try:
-            row.full_clean(exclude=["key_digest"])
-        except ValidationError as exc:
-            duplicate = any(error.code == "duplicate_prompt" for error in exc.error_dict.get("prompt", ()))
-            messages = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in exc.message_dict.items())
-            raise APIError(409 if duplicate else 400, messages) from None
+        row = _validated(new_row(request, read_json_body(request)))
         row.save()
         return json_response(response_json(row), status=201)
 
     def delete(self, request: Request) -> HttpResponse:
-        test_id = _test_id(request)
-        scenario = _param(request, "scenario")
-        if not test_id and not scenario:
-            raise APIError(400, "Say whose entries to delete: ?test_id=... (or X-Mock-Test-Id) or ?scenario=...; "
-                                "single entries are deleted at /control/responses/{id}.", param="test_id")
+        scope = Scope.of(request)
+        scope.require_said()
         with transaction.atomic():  # a finished test run leaves no set behind
-            deleted = _set_filter(request).delete()[0]
+            deleted = scope.rows().delete()[0]
         return json_response({"deleted": deleted})
 
 
 class CannedResponseView(ControlView):
-    """GET or DELETE one canned response."""
+    """GET or DELETE one canned response. A request scoped to a test run reaches that run's entries only
+    (404 for any other); a DELETE must say the entry's scope: its run, ?scenario= or ?default=true."""
 
-    def _row(self, pk: int) -> CannedResponse:
-        row = CannedResponse.objects.filter(pk=pk).first()
+    def _row(self, request: Request, pk: int, *, change: bool) -> CannedResponse:
+        scope = Scope.of(request)
+        if change:
+            scope.require_said()
+        row = scope.rows().filter(pk=pk).first()
         if row is None:
-            raise APIError(404, f"There is no canned response {pk}.", code="not_found")
+            raise APIError(404, f"There is no canned response {pk}"
+                                f"{' in ' + scope.describe() if scope.set_key or scope.test_id else ''}.",
+                           code="not_found")
         return row
 
     def get(self, request: Request, pk: int) -> HttpResponse:
-        return json_response(response_json(self._row(pk)))
+        return json_response(response_json(self._row(request, pk, change=False)))
 
     def delete(self, request: Request, pk: int) -> HttpResponse:
-        self._row(pk).delete()
+        self._row(request, pk, change=True).delete()
         return HttpResponse(status=204)
 
 
