@@ -15,18 +15,22 @@ parameter, and test ids and scenario names are printable ASCII (clients.run_name
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime
 import hmac
+import logging
 import time
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.dateparse import parse_datetime
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
@@ -39,6 +43,8 @@ from responses_app.models import CannedResponse, JournalEntry, Source
 from responses_app.api.body import read_json_body
 from responses_app.providers.common import APIError, dumps
 
+logger = logging.getLogger("mockllm.errors")
+
 MAX_LIMIT = 1000
 MAX_WAIT_SECONDS = 30.0
 
@@ -47,23 +53,28 @@ def json_response(data: Any, status: int = 200) -> HttpResponse:
     return HttpResponse(dumps(data), status=status, content_type="application/json")
 
 
+def check_token(request: HttpRequest | Request) -> None:
+    """A 403 while the control API is off, a 401 unless the request bears its token."""
+    expected = settings.MOCKLLM_CONTROL_TOKEN
+    if not expected:
+        raise APIError(403, "The control API is off: set MOCKLLM_CONTROL_TOKEN on the server to turn it on.",
+                       code="control_api_off")
+    authorization = request.META.get("HTTP_AUTHORIZATION", "")
+    given = authorization[7:].strip() if authorization[:7].lower() == "bearer " else \
+        request.META.get("HTTP_X_MOCK_CONTROL_TOKEN", "").strip()
+    if not given:
+        raise APIError(401, "The control API needs its token: send `Authorization: Bearer TOKEN` "
+                            "(the server's MOCKLLM_CONTROL_TOKEN).", code="missing_token")
+    if not hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8", "replace")):
+        raise APIError(401, "The control token is wrong.", code="invalid_token")
+
+
 class ControlView(APIView):
     """Checks the control token before any handler runs."""
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
-        expected = settings.MOCKLLM_CONTROL_TOKEN
-        if not expected:
-            raise APIError(403, "The control API is off: set MOCKLLM_CONTROL_TOKEN on the server to turn it on.",
-                           code="control_api_off")
-        authorization = request.META.get("HTTP_AUTHORIZATION", "")
-        given = authorization[7:].strip() if authorization[:7].lower() == "bearer " else \
-            request.META.get("HTTP_X_MOCK_CONTROL_TOKEN", "")
-        if not given:
-            raise APIError(401, "The control API needs its token: send `Authorization: Bearer TOKEN` "
-                                "(the server's MOCKLLM_CONTROL_TOKEN).", code="missing_token")
-        if not hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8", "replace")):
-            raise APIError(401, "The control token is wrong.", code="invalid_token")
+        check_token(request)
 
 
 def _param(request: Request, name: str, default: str = "") -> str:
@@ -244,24 +255,33 @@ def journal_filter(request: Request, scope: Scope) -> QuerySet:
     return rows
 
 
-class JournalView(ControlView):
-    """GET: the newest journal entries matching the filters; DELETE: remove them (narrowed, or all=true)."""
+class JournalQuery:
+    """A GET of the journal, its parameters checked before any query runs."""
 
-    def get(self, request: Request) -> HttpResponse:
-        limit = _int(request, "limit", 100, minimum=1, maximum=MAX_LIMIT)
-        wait = float(_int(request, "wait", 0, minimum=0, maximum=int(MAX_WAIT_SECONDS)))
-        at_least = _int(request, "min_count", 1 if wait else 0, minimum=0, maximum=10_000_000)
-        rows = journal_filter(request, Scope.of(request))
-        deadline = time.monotonic() + wait
-        while True:
-            journal.flush()  # this process's queue; other processes write theirs every flush interval
-            total = rows.count()
-            if total >= at_least or time.monotonic() >= deadline:
-                break
-            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-        page = list(rows.order_by("-id")[:limit])
-        return json_response({"object": "list", "data": [row_json(row) for row in page],
-                              "has_more": total > len(page), "total": total})
+    def __init__(self, request: HttpRequest) -> None:
+        self.limit = _int(request, "limit", 100, minimum=1, maximum=MAX_LIMIT)
+        self.wait = float(_int(request, "wait", 0, minimum=0, maximum=int(MAX_WAIT_SECONDS)))
+        self.at_least = _int(request, "min_count", 1 if self.wait else 0, minimum=0, maximum=10_000_000)
+        self.rows = journal_filter(request, Scope.of(request))
+
+    def read(self, deadline: float) -> dict[str, Any] | None:
+        """The answer, once `at_least` entries match or the deadline has passed; None before. Runs in a
+        worker thread and gives its database connection back before it returns."""
+        try:
+            journal.flush()  # this process's queue; other processes hand theirs over every flush interval
+            total = self.rows.count()
+            if total < self.at_least and time.monotonic() < deadline:
+                return None
+            page = list(self.rows.order_by("-id")[:self.limit])
+            return {"object": "list", "data": [row_json(row) for row in page], "has_more": total > len(page),
+                    "total": total}
+        finally:
+            connections.close_all()
+
+
+class JournalView(ControlView):
+    """DELETE: remove the entries matching the filters (narrowed to someone's, or all=true). GET is
+    answered by journal_view, without a thread."""
 
     def delete(self, request: Request) -> HttpResponse:
         scope = Scope.of(request)
@@ -272,6 +292,38 @@ class JournalView(ControlView):
         journal.flush()
         deleted = rows.delete()[0]
         return json_response({"deleted": deleted})
+
+
+_journal_view = JournalView.as_view()
+
+
+@csrf_exempt
+async def journal_view(request: HttpRequest) -> HttpResponse:
+    """/control/journal. GET: the newest entries matching the filters; with ?wait=, once `min_count` match.
+
+    The GET runs on the event loop: a wait sleeps with asyncio, and each look at the journal is a short
+    query in a worker thread that gives its database connection back at once. So open waits hold no
+    thread and no connection: a dozen of them cannot starve the pool that every other control request
+    and index rebuild of this process draws from (as a sleeping sync view did). Other methods go to
+    JournalView."""
+    if request.method != "GET":
+        return await sync_to_async(_journal_view)(request)
+    try:
+        check_token(request)
+        query = JournalQuery(request)
+        started = time.monotonic()
+        deadline = started + query.wait
+        while True:
+            answer = await sync_to_async(query.read, thread_sensitive=False)(deadline)
+            if answer is not None:
+                return json_response(answer)
+            pause = 0.05 if time.monotonic() - started < 2 else 0.25  # new entries come within a second or so
+            await asyncio.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+    except APIError as exc:
+        return error_response(request, exc.status_code, exc.message, param=exc.param, code=exc.code)
+    except Exception:
+        logger.exception("unexpected error while answering", extra={"path": request.path})
+        return error_response(request, 500, "The server had an error while processing your request.")
 
 
 # ---- canned responses --------------------------------------------------------------------------
