@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from responses_app.team.journal import write_from
+from responses_app.team.journal_store import write_from
 
 
 class Command(BaseCommand):
