@@ -1,6 +1,8 @@
 """A change to one test run's set costs in proportion to the change, not to the set: adding an entry
-to a large run reads and builds that entry only, in every process."""
+to a large run reads and builds that entry only, in every process; many entries go in as one change."""
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -8,7 +10,9 @@ from responses_app.canned import index as index_module
 from responses_app.canned.conversation import ChatRequest
 from responses_app.canned.entries import entry_digest
 from responses_app.canned.index import build_index
-from responses_app.models import CannedResponse, SetVersion
+from responses_app.models import CannedResponse, ResponseSet, SetVersion
+
+from .conftest import CONTROL_TOKEN
 
 pytestmark = pytest.mark.django_db
 RUN = "big-run"
@@ -77,3 +81,51 @@ def test_an_edit_or_a_delete_reads_the_set_again_and_is_served(big_run, entries_
     CannedResponse(prompt="prompt 6", answer="new run", test_id=RUN).save()
     index = build_index(index)
     assert ask(index, "prompt 6") == "new run" and ask(index, "prompt 5") != "answer 5"
+
+
+def post(client, body, **headers):
+    return client.post("/control/responses", data=json.dumps(body), content_type="application/json",
+                       HTTP_AUTHORIZATION=f"Bearer {CONTROL_TOKEN}", **headers)
+
+
+@pytest.fixture
+def control_on(settings):
+    settings.MOCKLLM_CONTROL_TOKEN = CONTROL_TOKEN
+
+
+def test_a_list_of_entries_is_one_change(client, control_on):
+    before = ResponseSet.get().version
+    entries = [{"match": f"bulk {i}", "response": f"answer {i}"} for i in range(300)]
+    added = post(client, entries, HTTP_X_MOCK_TEST_ID="bulk-run")
+    assert added.status_code == 201, added.content
+    rows = added.json()
+    assert [row["answer"] for row in rows] == [f"answer {i}" for i in range(300)]
+    assert all(row["id"] and row["test_id"] == "bulk-run" for row in rows)
+    assert ResponseSet.get().version == before + 1  # one version bump for the whole list
+    assert ask(build_index(), "bulk 299", "bulk-run") == "answer 299"
+
+
+@pytest.mark.parametrize("bad, status, param", [
+    ({"response": "no match"}, 400, "[2].match"),
+    ({"match": {"regex": "(unclosed"}, "response": "x"}, 400, "[2].match.regex"),
+    ({"match": "a\x00b", "response": "x"}, 400, "[2].match"),
+    ("not an entry", 400, "[2]"),
+    ({"match": "bulk 0", "response": "a twin of [0]"}, 409, "[2].match"),
+])
+def test_a_list_is_all_or_nothing_and_names_the_bad_item(client, control_on, bad, status, param):
+    before = ResponseSet.get().version
+    entries = [{"match": "bulk 0", "response": "x"}, {"match": "bulk 1", "response": "y"}, bad]
+    refused = post(client, entries, HTTP_X_MOCK_TEST_ID="all-or-nothing")
+    assert refused.status_code == status, refused.content
+    error = refused.json()["error"]
+    assert error["param"] == param and "[2]" in error["message"]
+    assert not CannedResponse.objects.filter(test_id="all-or-nothing").exists()
+    assert ResponseSet.get().version == before
+
+
+def test_a_list_item_that_clashes_with_a_stored_entry_is_a_409(client, control_on):
+    assert post(client, {"match": "stored", "response": "x"}, HTTP_X_MOCK_TEST_ID="clash").status_code == 201
+    refused = post(client, [{"match": "fresh", "response": "y"}, {"match": "stored", "response": "z"}],
+                   HTTP_X_MOCK_TEST_ID="clash")
+    assert refused.status_code == 409 and refused.json()["error"]["param"] == "[1].match"
+    assert list(CannedResponse.objects.filter(test_id="clash").values_list("prompt", flat=True)) == ["stored"]

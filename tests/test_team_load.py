@@ -61,3 +61,18 @@ def test_open_journal_long_polls_do_not_hold_up_another_runs_requests(pg):
     chat(pg, "hello", headers=run)
     waiting.join()
     assert polls_done[-1] == 2
+
+
+def test_a_list_of_entries_goes_in_as_one_change_and_is_served(pg):
+    run = {"X-Mock-Test-Id": f"bulk-{uuid.uuid4().hex[:6]}"}
+    entries = [{"match": f"bulk prompt {i}", "response": f"bulk answer {i}"} for i in range(1000)]
+    added = control(pg, "POST", "responses", headers=run, json=entries)
+    assert added.status_code == 201, added.text
+    assert [row["answer"] for row in added.json()] == [f"bulk answer {i}" for i in range(1000)]
+    assert chat(pg, "bulk prompt 999", headers=run).json()["choices"][0]["message"]["content"] == "bulk answer 999"
+    refused = control(pg, "POST", "responses", headers=run,
+                      json=[{"match": "one more", "response": "x"}, {"match": {"regex": "("}, "response": "y"}])
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "[1].match.regex"
+    after_the_list = control(pg, "GET", "responses", headers=run, params={"after_id": added.json()[-1]["id"]})
+    assert after_the_list.json()["data"] == []  # nothing of the refused list was stored
+    assert control(pg, "DELETE", "responses", headers=run).json() == {"deleted": 1000}

@@ -7,7 +7,8 @@ from django.http import HttpRequest, HttpResponse
 
 from responses_app.api.openapi import OPENAI_ERROR
 from responses_app.providers.common import dumps
-from responses_app.team.control import JOURNAL_FILTERS, MAX_LIMIT, MAX_WAIT_SECONDS, NARROWING
+from responses_app.team.control import MAX_ENTRIES_PER_POST, MAX_LIMIT
+from responses_app.team.control_journal import JOURNAL_FILTERS, MAX_WAIT_SECONDS, NARROWING
 from responses_app.team.journal import FIELDS
 
 CONTROL_ERROR = {"description": "An error; the message says what was wrong.",
@@ -65,6 +66,13 @@ CANNED_RESPONSE = {"type": "object", "required": ["id", "prompt", "answer", "ent
     "options": {"type": "object"}, "entry": {"type": "object", "description": "The entry in the responses file's list form."},
     "scenario": {"type": "string"}, "test_id": {"type": "string"}, "source": {"type": "string"},
     "created_at": {"type": "string"}, "updated_at": {"type": "string"}}}
+
+
+NEW_ENTRY = {"type": "object", "required": ["match"], "additionalProperties": True, "properties": {
+    "match": {"description": "The prompt, or {contains|regex|normalized: ..., on: ...}."},
+    "response": {"description": "The reply text, or {text, tool_calls, ...}."},
+    "turns": {"type": "array", "description": "One reply per assistant turn."},
+    "test_id": {"type": "string"}, "scenario": {"type": "string"}}}
 
 
 def _list_of(schema: dict) -> dict:
@@ -129,16 +137,18 @@ def build_control_spec() -> dict[str, Any]:
                 "post": {"summary": "Add a canned response: an entry in the responses file's list form, to a test "
                                     "run's set (`test_id`, ?test_id= or X-Mock-Test-Id: only that run sees it), a "
                                     "scenario's (`scenario` or ?scenario=) or the default set (?default=true). "
-                                    "A text with a NUL character is refused, not altered.",
+                                    "A text with a NUL character is refused, not altered. A JSON list of "
+                                    f"entries (up to {MAX_ENTRIES_PER_POST:,}) is added as one change: one "
+                                    "transaction, one version bump, all or nothing; an error names the bad "
+                                    "entry's index (`[3].match`).",
                          "parameters": SCOPE_PARAMETERS,
                          "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                             "type": "object", "required": ["match"], "additionalProperties": True, "properties": {
-                                 "match": {"description": "The prompt, or {contains|regex|normalized: ..., on: ...}."},
-                                 "response": {"description": "The reply text, or {text, tool_calls, ...}."},
-                                 "turns": {"type": "array", "description": "One reply per assistant turn."},
-                                 "test_id": {"type": "string"}, "scenario": {"type": "string"}}}}}},
-                         "responses": {"201": {"description": "Added; served from the next request on.",
-                                               "content": {"application/json": {"schema": CANNED_RESPONSE}}},
+                             "oneOf": [NEW_ENTRY, {"type": "array", "items": NEW_ENTRY, "minItems": 1,
+                                                   "maxItems": MAX_ENTRIES_PER_POST}]}}}},
+                         "responses": {"201": {"description": "Added; served from the next request on. The stored "
+                                                              "row, or the list of them for a list.",
+                                               "content": {"application/json": {"schema": {"oneOf": [
+                                                   CANNED_RESPONSE, {"type": "array", "items": CANNED_RESPONSE}]}}}},
                                        "409": {**CONTROL_ERROR, "description": "That set already has this prompt."},
                                        **CONTROL_ERRORS}},
                 "delete": {"summary": "Delete a test run's canned responses, a scenario's shared ones (?scenario=) "
