@@ -2,9 +2,13 @@
 refused requests, and who may use the admin's "Try a request"."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from .conftest import CONTROL_TOKEN, ROOT, manage
+from .conftest import CONTROL_TOKEN, ROOT, chat, control, make_server, manage
+
+SECRET = "sk-proj-model-name-secret-0123456789"
 
 
 @pytest.mark.parametrize("token", ["a" * 16, " " * 20, "  aaaaaaaaaaaaaaaaaaaa  ", "abababababababab", "abc123",
@@ -26,6 +30,28 @@ def test_a_good_control_token_starts():
         env = {**os.environ, "MOCKLLM_CONTROL_TOKEN": token}
         env.pop("DJANGO_SETTINGS_MODULE", None)
         assert manage(env, "check", check=False).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    server = make_server(tmp_path_factory.mktemp("redaction"), MOCKLLM_CONTROL_TOKEN=CONTROL_TOKEN)
+    server.start(daphne=True)
+    yield server
+    server.stop()
+
+
+def test_a_key_sent_as_the_model_name_is_redacted_everywhere(srv):
+    run = {"X-Mock-Test-Id": "model-secret"}
+    assert control(srv, "POST", "responses", headers=run,
+                   json={"match": "which model?", "model": "gpt-4*", "response": "a GPT-4"}).status_code == 201
+    answered = chat(srv, "which model?", headers=run, model=SECRET)
+    assert answered.status_code == 200 and "does not match" in answered.headers["x-mockllm-near-miss"]
+    entry = control(srv, "GET", "journal", params={"test_id": "model-secret", "wait": 10}).json()["data"][0]
+    assert entry["near_misses"] and "does not match" in entry["near_misses"][0]
+    assert SECRET not in json.dumps(entry)
+    logged = [json.loads(line) for line in srv.log().splitlines()
+              if line.startswith("{") and "model-secret" in line and '"event":"request"' in line]
+    assert logged and logged[-1]["near_misses"] and SECRET not in json.dumps(logged)
 
 
 def test_the_readme_says_how_to_make_a_control_token():

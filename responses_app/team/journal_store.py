@@ -35,10 +35,13 @@ def storable(value: Any) -> Any:
     return map_texts(value, lambda text: text.replace("\x00", "\ufffd") if "\x00" in text else text)
 
 
-# How a queued value becomes a column value, where it is not stored as it is: secrets redacted, JSON
-# columns serialised.
+# How a queued value becomes a column value, where it is not stored as it is: secrets redacted in every
+# text a client chose (a key sent as the model name shows in the model, the path and the near misses too),
+# JSON columns serialised.
 ADAPT = {
-    "near_misses": _json,
+    "model": redact_text,
+    "path": redact_text,
+    "near_misses": lambda hints: _json([redact_text(hint) for hint in hints]),
     "prompt": redact_text,
     "headers": lambda headers: _json(request_headers(headers)),
     "body": redact_text,
