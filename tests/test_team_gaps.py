@@ -33,6 +33,25 @@ def test_a_good_control_token_starts():
 
 
 @pytest.fixture(scope="module")
+def keys_required(tmp_path_factory):
+    server = make_server(tmp_path_factory.mktemp("gaps"), MOCKLLM_CONTROL_TOKEN=CONTROL_TOKEN,
+                         MOCKLLM_REQUIRE_API_KEY="1")
+    server.start(daphne=True)
+    yield server
+    server.stop()
+
+
+def test_a_request_refused_for_its_key_is_journaled_for_its_run(keys_required):
+    refused = chat(keys_required, "hello", headers={"Authorization": "Bearer not-a-key-0123456789",
+                                                   "X-Mock-Test-Id": "refused-run", "X-Mock-Scenario": "team"})
+    assert refused.status_code == 401
+    found = control(keys_required, "GET", "journal", params={"test_id": "refused-run", "wait": 10}).json()
+    assert found["total"] == 1
+    entry = found["data"][0]
+    assert (entry["status"], entry["test_id"], entry["scenario"]) == (401, "refused-run", "team")
+
+
+@pytest.fixture(scope="module")
 def srv(tmp_path_factory):
     server = make_server(tmp_path_factory.mktemp("redaction"), MOCKLLM_CONTROL_TOKEN=CONTROL_TOKEN)
     server.start(daphne=True)

@@ -61,19 +61,30 @@ def _header(request: HttpRequest, name: str, header: str, limit: int) -> str:
     return run_name(request.META.get(name, ""), header, limit, param=header)
 
 
+class KeyRefused(APIError):
+    """A 401 for a key that is required and not known, with what the request said of its run, for the journal."""
+
+    def __init__(self, message: str, client: Client) -> None:
+        super().__init__(401, message, code="invalid_api_key")
+        self.client = client
+
+
 def identify(request: HttpRequest, index: CannedIndex, *, require_key: bool) -> Client:
-    """The request's client; raises a 401 APIError when keys are required and this one is not known."""
+    """The request's client; raises a 400 APIError for a test id or scenario header it cannot take, and a
+    KeyRefused when keys are required and this one is not known (its test run is still known then, so
+    that the run finds the refused request in the journal)."""
+    test_id = _header(request, TEST_ID_HEADER, "X-Mock-Test-Id", TEST_ID_MAX)
+    asked_scenario = _header(request, SCENARIO_HEADER, "X-Mock-Scenario", SCENARIO_MAX)
     key = presented_key(request)
     info = index.api_keys.get(hash_api_key(key)) if key else None
     if info is None and require_key:
+        said = Client("", asked_scenario, test_id)
         if not key:
-            raise APIError(401, "You didn't provide an API key. Send it as `Authorization: Bearer KEY` or "
-                                "`x-api-key: KEY`; keys are created in the mockllm admin.", code="invalid_api_key")
+            raise KeyRefused("You didn't provide an API key. Send it as `Authorization: Bearer KEY` or "
+                             "`x-api-key: KEY`; keys are created in the mockllm admin.", said)
         shown = key[:6] + "..." + key[-2:] if len(key) > 12 else "***"
-        raise APIError(401, f"Incorrect API key provided: {shown}. Keys are created in the mockllm admin.",
-                       code="invalid_api_key")
-    test_id = _header(request, TEST_ID_HEADER, "X-Mock-Test-Id", TEST_ID_MAX)
-    scenario = _header(request, SCENARIO_HEADER, "X-Mock-Scenario", SCENARIO_MAX) or (info.scenario if info else "")
+        raise KeyRefused(f"Incorrect API key provided: {shown}. Keys are created in the mockllm admin.", said)
+    scenario = asked_scenario or (info.scenario if info else "")
     if info is None and not test_id and not scenario:
         return ANONYMOUS
     return Client(info.name if info else "", scenario, test_id)
