@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.contrib.auth.models import Group, User
 
 from .conftest import CONTROL_TOKEN, ROOT, chat, control, make_server, manage
 
@@ -71,6 +72,21 @@ def test_a_key_sent_as_the_model_name_is_redacted_everywhere(srv):
     logged = [json.loads(line) for line in srv.log().splitlines()
               if line.startswith("{") and "model-secret" in line and '"event":"request"' in line]
     assert logged and logged[-1]["near_misses"] and SECRET not in json.dumps(logged)
+
+
+@pytest.mark.django_db
+def test_try_a_request_needs_the_permission_to_view_canned_responses(client):
+    body = {"api": "openai", "body": '{"model": "m", "messages": [{"role": "user", "content": "hello"}]}'}
+    nobody = User.objects.create_user("nobody", password="a-long-test-password-42", is_staff=True)
+    client.force_login(nobody)
+    assert client.get("/admin/responses_app/cannedresponse/").status_code == 403
+    assert client.get("/admin/responses_app/cannedresponse/try/").status_code == 403
+    assert client.post("/admin/responses_app/cannedresponse/try/", body).status_code == 403
+    viewer = User.objects.create_user("viewer-user", password="a-long-test-password-42", is_staff=True)
+    viewer.groups.add(Group.objects.get(name="viewer"))
+    client.force_login(viewer)
+    assert client.get("/admin/responses_app/cannedresponse/try/").status_code == 200
+    assert client.post("/admin/responses_app/cannedresponse/try/", body).status_code == 200
 
 
 def test_the_readme_says_how_to_make_a_control_token():
