@@ -148,7 +148,8 @@ def _row(request_id: str, **changes) -> dict:
 
 def test_the_writer_stores_what_it_can_and_isolates_what_it_cannot(tmp_path, postgres_url):
     """`manage.py journalwriter` fed directly: NUL anywhere becomes U+FFFD; a row the database still
-    refuses (a status out of the column's range) is logged and counted, and costs no other row."""
+    refuses (a status out of the column's range) is logged and counted, and costs no other row, in a
+    batch of 4 or of 200."""
     nul = "a\x00b"
     rows = [
         _row("good-1"),
@@ -163,8 +164,9 @@ def test_the_writer_stores_what_it_can_and_isolates_what_it_cannot(tmp_path, pos
                                   env=server.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE)
         try:
-            out, err = writer.communicate((json.dumps(rows) + "\n" + json.dumps([_row("good-3")]) + "\n").encode(),
-                                          timeout=60)
+            many = [_row(f"many-{i}", status=70000 if i in (17, 150) else 200) for i in range(200)]
+            lines = [json.dumps(rows), json.dumps([_row("good-3")]), json.dumps(many)]
+            out, err = writer.communicate(("\n".join(lines) + "\n").encode(), timeout=60)
         finally:
             writer.kill()
         with psycopg.connect(database_url.replace("postgres://", "postgresql://")) as connection:
@@ -172,11 +174,13 @@ def test_the_writer_stores_what_it_can_and_isolates_what_it_cannot(tmp_path, pos
                       headers, near_misses in connection.execute(
                           "SELECT request_id, model, prompt, body, headers, near_misses "
                           "FROM responses_app_journalentry")}
-    assert set(stored) == {"good-1", "nul-everywhere", "good-2", "good-3"}
+    assert set(stored) == {"good-1", "nul-everywhere", "good-2", "good-3"} | \
+        {f"many-{i}" for i in range(200) if i not in (17, 150)}
     model, prompt, body, headers, near_misses = stored["nul-everywhere"]
     assert model == prompt == body == "a\ufffdb"
     assert headers == {"x-test": "a\ufffdb", "content-type": "a\ufffdb"} and near_misses == ["a\ufffdb"]
     logged = [json.loads(line) for line in err.decode().splitlines() if line.startswith("{")]
     refusals = [line for line in logged if line.get("event") == "journal_row_refused"]
-    assert [(line["request_id"], line["refused_total"]) for line in refusals] == [("refused", 1)]
-    assert out.split() == [b"1", b"2"]  # each line acknowledged once stored
+    assert [(line["request_id"], line["refused_total"]) for line in refusals] == \
+        [("refused", 1), ("many-17", 2), ("many-150", 3)]
+    assert out.split() == [b"1", b"2", b"3"]  # each line acknowledged once stored

@@ -17,8 +17,8 @@ each batch that it is done; if it exits, the next writer is sent every batch it 
 the queue passes MOCKLLM_JOURNAL_BUFFER entries (the writer cannot keep up or the database is down),
 new entries are counted and dropped, with a warning, rather than letting memory grow without bound.
 What the database cannot hold costs no other row: a NUL character (which PostgreSQL's text and JSON
-cannot hold) is stored as U+FFFD in every column, and a row it still refuses is logged, counted and
-left out while the rest of its batch is stored.
+cannot hold) is stored as U+FFFD in every column, and a row it still refuses is found by storing the
+halves of its batch apart, then logged, counted and left out while the rest is stored.
 """
 from __future__ import annotations
 
