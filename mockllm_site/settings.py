@@ -63,6 +63,27 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def control_token(raw: str) -> str:
+    """MOCKLLM_CONTROL_TOKEN, refused when it is guessable, as a weak SECRET_KEY is: 16 or more printable
+    ASCII characters without white space (what a header carries unchanged), at least 6 different ones.
+    Surrounding white space (a stray newline from a file) is dropped; a token of white space only is
+    refused rather than taken as "off"."""
+    token = raw.strip()
+    if not raw:
+        return ""
+    advice = ('make one with: python -c "import secrets; print(secrets.token_urlsafe(32))"')
+    if len(token) < 16:
+        raise ImproperlyConfigured(f"MOCKLLM_CONTROL_TOKEN is too short ({len(token)} characters without the "
+                                   f"surrounding white space): use 16 or more random characters; {advice}")
+    if not all("!" <= char <= "~" for char in token):
+        raise ImproperlyConfigured("MOCKLLM_CONTROL_TOKEN may hold only printable ASCII characters without white "
+                                   f"space (what an HTTP header carries unchanged); {advice}")
+    if len(set(token)) < 6:
+        raise ImproperlyConfigured(f"MOCKLLM_CONTROL_TOKEN is too easy to guess ({len(set(token))} different "
+                                   f"characters): use random characters; {advice}")
+    return token
+
+
 def _postgres_connections(options: dict) -> dict:
     """Connection reuse on PostgreSQL: psycopg's pool, MOCKLLM_DB_POOL connections at most per process
     (default 8). Persistent connections (CONN_MAX_AGE) do not work under ASGI: each request runs in a
@@ -260,10 +281,9 @@ MOCKLLM_INDEX_POLL_SECONDS = env_float("MOCKLLM_INDEX_POLL_SECONDS", 0.25, minim
 
 # Require an API key (created in the admin) on /v1/. Off: any key, or none, is accepted.
 MOCKLLM_REQUIRE_API_KEY = env_bool("MOCKLLM_REQUIRE_API_KEY", False)
+
 # The control API (/control/...) answers only requests bearing this token; unset, it is off.
-MOCKLLM_CONTROL_TOKEN = env_str("MOCKLLM_CONTROL_TOKEN", "")
-if MOCKLLM_CONTROL_TOKEN and len(MOCKLLM_CONTROL_TOKEN) < 16:
-    raise ImproperlyConfigured("MOCKLLM_CONTROL_TOKEN is too short: use 16 or more random characters")
+MOCKLLM_CONTROL_TOKEN = control_token(env_str("MOCKLLM_CONTROL_TOKEN", ""))
 # The request journal: every /v1/ request, written in batches by a writer process beside each server.
 MOCKLLM_JOURNAL = env_bool("MOCKLLM_JOURNAL", True)
 MOCKLLM_JOURNAL_MAX_ROWS = env_int("MOCKLLM_JOURNAL_MAX_ROWS", 100_000, minimum=0)  # 0: no limit

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -95,7 +96,11 @@ class CannedResponseAdmin(admin.ModelAdmin):
                 *super().get_urls()]
 
     def try_request(self, request: HttpRequest) -> HttpResponse:
-        """Paste a request body and see which entry answers it, why others did not, and the answer."""
+        """Paste a request body and see which entry answers it, why others did not, and the answer. It shows
+        entries and their answers, so it needs what reading them needs: the permission to view canned
+        responses (staff without a group see none, and may not try either)."""
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
         form = TryRequestForm(request.POST or None)
         result: dict[str, Any] = {}
         if request.method == "POST" and form.is_valid():

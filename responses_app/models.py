@@ -27,8 +27,9 @@ class CannedResponseQuerySet(models.QuerySet):
     def delete(self) -> tuple[int, dict[str, int]]:
         """Delete these entries and record the change. A test run's or scenario's set left empty goes
         altogether (processes drop sets without a version row), so a finished run leaves nothing behind;
-        the other sets touched get a new version."""
+        the other sets touched get a new version, and are read whole again by every process."""
         with transaction.atomic():
+            version = SetVersion.next_version()  # first: no change can commit between the lookup and the delete
             touched = set(self.values_list("scenario", "test_id"))
             result = super().delete()
             changed = set()
@@ -38,7 +39,7 @@ class CannedResponseQuerySet(models.QuerySet):
                     changed.add(key)
                 else:
                     SetVersion.objects.filter(scenario=scenario, test_id=test_id).delete()
-            SetVersion.bump(changed)
+            SetVersion.mark(changed, version)
         return result
 
 
@@ -105,16 +106,13 @@ class CannedResponse(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["scenario", "test_id", "key_digest"], name="one_entry_per_prompt_per_set"),
         ]
-        indexes = [models.Index(fields=["test_id", "scenario"], name="entries_by_set")]
+        indexes = [models.Index(fields=["test_id", "scenario", "id"], name="entries_by_set_and_id")]
 
     def __str__(self) -> str:
         return self.prompt if len(self.prompt) <= 80 else self.prompt[:77] + "..."
 
     def clean(self) -> None:
-        try:
-            self.options = validate_row(self.prompt, self.answer, self.options)
-        except EntryError as exc:
-            raise ValidationError({"options": exc.message}, code="invalid_options") from None
+        self.clean_options()
         clash = CannedResponse.objects.filter(
             key_digest=entry_digest(self.prompt, self.options), scenario=self.scenario, test_id=self.test_id,
         ).exclude(pk=self.pk)
@@ -127,14 +125,23 @@ class CannedResponse(models.Model):
     def set_key(self) -> SetKey:
         return (self.scenario, self.test_id)
 
+    def clean_options(self) -> None:
+        """Check the prompt, answer and options together (the responses file's rules)."""
+        try:
+            self.options = validate_row(self.prompt, self.answer, self.options)
+        except EntryError as exc:
+            raise ValidationError({"options": exc.message}, code="invalid_options") from None
+
     def save(self, *args, **kwargs) -> None:
         self.key_digest = entry_digest(self.prompt, self.options)
         with transaction.atomic():
+            version = SetVersion.next_version()  # first: a new row's id is then in the order of the changes
             sets = {self.set_key}
-            if self.pk is not None:  # an edit may move the entry from one set to another
+            adding = self.pk is None
+            if not adding:  # an edit may move the entry from one set to another
                 sets.update(CannedResponse.objects.filter(pk=self.pk).values_list("scenario", "test_id"))
             super().save(*args, **kwargs)
-            SetVersion.bump(sets)
+            SetVersion.mark(sets, version, added_only=adding)
 
     def delete(self, *args, **kwargs):
         return CannedResponse.objects.filter(pk=self.pk).delete()
@@ -181,14 +188,21 @@ class ResponseSet(models.Model):
 class SetVersion(models.Model):
     """The version of one set of entries (a scenario, a test run's entries, or the default set).
 
-    Bumped with ResponseSet.version whenever that set changes, so a process rebuilds the sets that
-    changed and not the whole index: a test run adding an entry does not rebuild a 100,000-entry
-    default set in every server process.
+    Each change to the sets takes the next ResponseSet.version (one number for all sets, so a set deleted
+    and made again never repeats a version) and stamps it on the sets it changed, so a process rebuilds
+    the sets that changed and not the whole index: a test run adding an entry does not rebuild a
+    100,000-entry default set in every server process.
+
+    `rebuild_from` is the last version at which the set changed other than by adding entries (an edit,
+    a delete, a load). A process holding the set at that version or a later one reads only the rows
+    added since (their ids are larger: a change takes the version, a row lock held until it commits,
+    before it inserts), so adding one entry to a large set costs one entry, not the set.
     """
 
     scenario = models.CharField(max_length=100, blank=True, default="")
     test_id = models.CharField(max_length=200, blank=True, default="")
     version = models.BigIntegerField(default=0)
+    rebuild_from = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["scenario", "test_id"], name="one_version_per_set")]
@@ -197,22 +211,40 @@ class SetVersion(models.Model):
         return f"{self.scenario or '(default)'} / {self.test_id or '(all tests)'}: {self.version}"
 
     @classmethod
-    def bump(cls, sets: Iterable[SetKey] | None = None) -> None:
-        """Record that the canned sets changed; call inside the transaction that changed them.
+    def bump(cls, sets: Iterable[SetKey] | None = None, *, added_only: bool = False) -> int:
+        """Record that the canned sets changed; call inside the transaction that changed them. Returns
+        the new version.
 
         sets: the (scenario, test_id) sets whose entries changed; () when only the default answer,
-        settings or API keys did; None when any set may have changed. `sets_changed` is sent once the
+        settings or API keys did; None when any set may have changed. added_only: the change only
+        added rows, inserted after this call (see the class). `sets_changed` is sent once the
         transaction commits.
         """
+        version = cls.next_version()
+        cls.mark(sets, version, added_only=added_only)
+        return version
+
+    @staticmethod
+    def next_version() -> int:
+        """Take the next version: the first step of every change. The row lock it takes on ResponseSet
+        until the transaction ends puts all changes in one order."""
         ResponseSet.get()
         ResponseSet.objects.filter(pk=ResponseSet.SINGLETON_ID).update(version=F("version") + 1)
+        return ResponseSet.objects.filter(pk=ResponseSet.SINGLETON_ID).values_list("version", flat=True).get()
+
+    @classmethod
+    def mark(cls, sets: Iterable[SetKey] | None, version: int, *, added_only: bool = False) -> None:
+        """Stamp `version` on the sets that changed (None: every set); see bump."""
+        changes = {"version": version} if added_only else {"version": version, "rebuild_from": version}
         if sets is None:
-            cls.objects.bulk_create([cls(scenario="", test_id="")], ignore_conflicts=True)
-            cls.objects.update(version=F("version") + 1)
+            cls.objects.bulk_create([cls(scenario="", test_id="", version=version, rebuild_from=version)],
+                                    ignore_conflicts=True)
+            cls.objects.update(version=version, rebuild_from=version)
         else:
             for scenario, test_id in set(sets):
-                cls.objects.bulk_create([cls(scenario=scenario, test_id=test_id)], ignore_conflicts=True)
-                cls.objects.filter(scenario=scenario, test_id=test_id).update(version=F("version") + 1)
+                cls.objects.bulk_create([cls(scenario=scenario, test_id=test_id, version=version,
+                                             rebuild_from=version)], ignore_conflicts=True)  # a new set: read whole
+                cls.objects.filter(scenario=scenario, test_id=test_id).update(**changes)
         transaction.on_commit(lambda: sets_changed.send(sender=cls))
 
 

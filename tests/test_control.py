@@ -30,7 +30,8 @@ def test_the_control_api_is_off_without_a_token_setting(server):
 
 
 def test_add_list_get_and_delete_canned_responses(srv):
-    added = control(srv, "POST", "responses", json={"match": {"contains": "largest planet"}, "response": "Jupiter."})
+    added = control(srv, "POST", "responses", json={"match": {"contains": "largest planet"}, "response": "Jupiter."},
+                    params={"default": "true"})  # the default set: said explicitly
     assert added.status_code == 201, added.text
     row = added.json()
     assert row["entry"] == {"match": {"contains": "largest planet"}, "response": {"text": "Jupiter."}}
@@ -39,7 +40,7 @@ def test_add_list_get_and_delete_canned_responses(srv):
     listed = control(srv, "GET", "responses", params={"limit": 1000}).json()
     assert row["id"] in [item["id"] for item in listed["data"]]
     assert control(srv, "GET", f"responses/{row['id']}").json()["answer"] == "Jupiter."
-    assert control(srv, "DELETE", f"responses/{row['id']}").status_code == 204
+    assert control(srv, "DELETE", f"responses/{row['id']}", params={"default": "true"}).status_code == 204
     assert control(srv, "GET", f"responses/{row['id']}").status_code == 404
     assert ask(srv, "Which is the largest planet?") == DEFAULT_ANSWER
 

@@ -82,7 +82,8 @@ def test_two_test_runs_see_only_their_own_turns_and_journal(two_processes):
 def test_a_change_in_one_process_is_served_by_the_other_at_once(two_processes):
     first, second = two_processes
     assert ask(second, "what is 2+2?") == "2+2 equals 9."  # the second process's index is built
-    added = control(first, "POST", "responses", json={"match": {"contains": "weather"}, "response": "Sunny."})
+    added = control(first, "POST", "responses", json={"match": {"contains": "weather"}, "response": "Sunny."},
+                    params={"default": "true"})
     assert added.status_code == 201
     # Its polling interval is 30 s: served within a third of that (typically a few milliseconds), only
     # Redis can have told it.

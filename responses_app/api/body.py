@@ -7,7 +7,7 @@ from django.conf import settings
 from rest_framework.negotiation import BaseContentNegotiation
 
 from responses_app.api.record import record_of
-from responses_app.providers.common import APIError, parse_json_object
+from responses_app.providers.common import APIError, parse_json_list, parse_json_object
 
 
 class IgnoreAcceptNegotiation(BaseContentNegotiation):
@@ -20,8 +20,9 @@ class IgnoreAcceptNegotiation(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-def read_json_body(request: Any) -> dict:
-    """The request's JSON object; 415 unless the body is declared as JSON, 413 when it is too big.
+def read_json_body(request: Any, *, lists: bool = False) -> Any:
+    """The request's JSON object (or, with `lists`, a JSON list too); 415 unless the body is declared as
+    JSON, 413 when it is too big.
 
     The body is read directly rather than through DRF's request.data, which treats a body sent
     without Content-Length (chunked) as empty.
@@ -38,4 +39,6 @@ def read_json_body(request: Any) -> dict:
             413, f"The request body is {len(raw)} bytes; this server accepts at most "
             f"{settings.MOCKLLM_MAX_BODY_BYTES} (MOCKLLM_MAX_BODY_BYTES).",
         )
+    if lists and raw.lstrip()[:1] == b"[":
+        return parse_json_list(raw)
     return parse_json_object(raw)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 
 from django.http import HttpRequest
 
@@ -12,6 +13,8 @@ from responses_app.providers.common import APIError
 
 TEST_ID_HEADER = "HTTP_X_MOCK_TEST_ID"
 SCENARIO_HEADER = "HTTP_X_MOCK_SCENARIO"
+TEST_ID_MAX, SCENARIO_MAX = 200, 100  # the columns' lengths (models.CannedResponse)
+_PRINTABLE_ASCII = re.compile(r"[ -~]*")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -35,26 +38,53 @@ def presented_key(request: HttpRequest) -> str:
     return ""
 
 
-def _header(request: HttpRequest, name: str, header: str, limit: int) -> str:
-    value = request.META.get(name, "").strip()
+def run_name(value: str, label: str, limit: int, *, param: str) -> str:
+    """A test id or scenario name, surrounding white space trimmed: printable ASCII (0x20-0x7E), at most
+    `limit` characters; else a 400 naming `param`.
+
+    Only ASCII names the same run everywhere: ASGI servers read a header's bytes as Latin-1, so an id
+    sent as UTF-8 in X-Mock-Test-Id would differ from the same id in the control API's JSON or query,
+    and clients disagree on how to encode such a header at all. So other characters are refused, in
+    headers, JSON and query parameters alike."""
+    value = value.strip()
     if len(value) > limit:
-        raise APIError(400, f"{header} is {len(value)} characters long; at most {limit} are allowed.")
+        raise APIError(400, f"{label} is {len(value)} characters long; at most {limit} are allowed.", param=param)
+    if not _PRINTABLE_ASCII.fullmatch(value):
+        bad = next(char for char in value if not " " <= char <= "~")
+        raise APIError(400, f"{label} must be printable ASCII (letters, digits, punctuation and spaces), so that it "
+                            f"names the same test run in a header, a query parameter and JSON; it contains "
+                            f"U+{ord(bad):04X}.", param=param)
     return value
 
 
+def _header(request: HttpRequest, name: str, header: str, limit: int) -> str:
+    return run_name(request.META.get(name, ""), header, limit, param=header)
+
+
+class KeyRefused(APIError):
+    """A 401 for a key that is required and not known, with what the request said of its run, for the journal."""
+
+    def __init__(self, message: str, client: Client) -> None:
+        super().__init__(401, message, code="invalid_api_key")
+        self.client = client
+
+
 def identify(request: HttpRequest, index: CannedIndex, *, require_key: bool) -> Client:
-    """The request's client; raises a 401 APIError when keys are required and this one is not known."""
+    """The request's client; raises a 400 APIError for a test id or scenario header it cannot take, and a
+    KeyRefused when keys are required and this one is not known (its test run is still known then, so
+    that the run finds the refused request in the journal)."""
+    test_id = _header(request, TEST_ID_HEADER, "X-Mock-Test-Id", TEST_ID_MAX)
+    asked_scenario = _header(request, SCENARIO_HEADER, "X-Mock-Scenario", SCENARIO_MAX)
     key = presented_key(request)
     info = index.api_keys.get(hash_api_key(key)) if key else None
     if info is None and require_key:
+        said = Client("", asked_scenario, test_id)
         if not key:
-            raise APIError(401, "You didn't provide an API key. Send it as `Authorization: Bearer KEY` or "
-                                "`x-api-key: KEY`; keys are created in the mockllm admin.", code="invalid_api_key")
+            raise KeyRefused("You didn't provide an API key. Send it as `Authorization: Bearer KEY` or "
+                             "`x-api-key: KEY`; keys are created in the mockllm admin.", said)
         shown = key[:6] + "..." + key[-2:] if len(key) > 12 else "***"
-        raise APIError(401, f"Incorrect API key provided: {shown}. Keys are created in the mockllm admin.",
-                       code="invalid_api_key")
-    test_id = _header(request, TEST_ID_HEADER, "X-Mock-Test-Id", 200)
-    scenario = _header(request, SCENARIO_HEADER, "X-Mock-Scenario", 100) or (info.scenario if info else "")
+        raise KeyRefused(f"Incorrect API key provided: {shown}. Keys are created in the mockllm admin.", said)
+    scenario = asked_scenario or (info.scenario if info else "")
     if info is None and not test_id and not scenario:
         return ANONYMOUS
     return Client(info.name if info else "", scenario, test_id)

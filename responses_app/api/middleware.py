@@ -124,7 +124,8 @@ class ProviderErrorMiddleware(_Middleware):
         try:
             record.client = identify(request, canned_index.current(), require_key=settings.MOCKLLM_REQUIRE_API_KEY)
         except APIError as exc:
-            return error_response(request, exc.status_code, exc.message, code=exc.code)
+            record.client = getattr(exc, "client", record.client)  # a refused key's run still finds it
+            return error_response(request, exc.status_code, exc.message, param=exc.param, code=exc.code)
         refusal = faults.before_view(request)
         if refusal is not None:
             return refusal

@@ -37,11 +37,15 @@ MOCK_HEADERS = [
      "description": "ttft_ms=…; chunks_per_second=…; chunk=char|word|token|N; jitter=…; seed=…"},
     {"name": "X-Mock-Stream-Error", "in": "header", "required": False, "schema": {"type": "string"},
      "description": "error | disconnect | no_done | malformed | stall | timeout, with after_chunks=N or after_ms=N"},
-    {"name": "X-Mock-Test-Id", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 200},
+    {"name": "X-Mock-Test-Id", "in": "header", "required": False,
+     "schema": {"type": "string", "maxLength": 200, "pattern": "^[ -~]*$"},
      "description": "The test run this request belongs to: it sees that run's canned responses first, and its "
-                    "journal entries carry this id."},
-    {"name": "X-Mock-Scenario", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 100},
-     "description": "Answer from this scenario's canned responses first (overrides the API key's scenario)."},
+                    "journal entries carry this id. Printable ASCII (else a 400), so that it names the same run "
+                    "here and in the control API."},
+    {"name": "X-Mock-Scenario", "in": "header", "required": False,
+     "schema": {"type": "string", "maxLength": 100, "pattern": "^[ -~]*$"},
+     "description": "Answer from this scenario's canned responses first (overrides the API key's scenario). "
+                    "Printable ASCII (else a 400)."},
 ]
 
 

@@ -8,6 +8,8 @@ linear in the text, so no pattern can stall the server. Their cost grows with th
 """
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import difflib
 import fnmatch
 import heapq
@@ -16,6 +18,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import attrgetter
 from typing import Any
 
 import re2
@@ -186,6 +189,7 @@ class SetIndex:
     _scan: tuple[Entry, ...] = field(repr=False, default=())
     _near: dict[str, dict[str, tuple[Entry, ...]]] = field(repr=False, default_factory=dict)  # built when first needed
     _embeddings: dict[str, tuple[float, ...]] = field(repr=False, default_factory=dict)
+    last_id: int = 0  # the largest entry id: rows added later have larger ones (models.SetVersion)
 
     @classmethod
     def build(
@@ -213,7 +217,55 @@ class SetIndex:
         return cls(
             version, unknown_response, settings, tuple(entries),
             {k: tuple(v) for k, v in exact.items()}, {k: tuple(v) for k, v in normalized.items()}, tuple(scan),
-            {}, embeddings,
+            {}, embeddings, max((entry.id for entry in entries), default=0),
+        )
+
+    def extended(self, rows: Iterable[tuple], *, version: int) -> SetIndex:
+        """This set with the entries of `rows` (id, prompt, answer, options, position) added, all of them new.
+
+        The cost is that of the new entries, plus copying this set's dictionaries (a fast copy of
+        references, with no Python work per entry): adding one entry to a set of 10,000 does not build
+        10,000 entries again."""
+        added = sorted((Entry.build(*row) for row in rows), key=lambda e: e.rank)
+        if not added:
+            return dataclasses.replace(self, version=version)
+        rank = attrgetter("rank")
+
+        def merged(held: tuple[Entry, ...], new: list[Entry]) -> tuple[Entry, ...]:
+            if len(new) < 32:
+                combined = list(held)
+                for entry in new:
+                    bisect.insort(combined, entry, key=rank)
+                return tuple(combined)
+            return tuple(heapq.merge(held, new, key=rank))
+
+        exact, normalized = dict(self._exact), dict(self._normalized)
+        near = dict(self._near["map"]) if "map" in self._near else None
+        new_exact: dict[str, list[Entry]] = {}
+        new_normalized: dict[str, list[Entry]] = {}
+        for entry in added:
+            if entry.scanned:
+                continue
+            (new_normalized if entry.kind == "normalized" else new_exact).setdefault(entry.key, []).append(entry)
+        for key, entries in new_exact.items():
+            exact[key] = merged(exact.get(key, ()), entries)
+            if near is not None:
+                folded = normalize(key)
+                near[folded] = near.get(folded, ()) + tuple(entries)
+        for key, entries in new_normalized.items():
+            normalized[key] = merged(normalized.get(key, ()), entries)
+        entries = merged(self.entries, added)
+        embeddings = self._embeddings
+        if any(entry.embedding is not None for entry in added):  # the first in rank order gives the vector
+            embeddings = {}
+            for entry in entries:
+                if entry.embedding is not None:
+                    embeddings.setdefault(entry.prompt.strip(), entry.embedding)
+        return dataclasses.replace(
+            self, version=version, entries=entries, _exact=exact, _normalized=normalized,
+            _scan=merged(self._scan, [entry for entry in added if entry.scanned]),
+            _near={} if near is None else {"map": near}, _embeddings=embeddings,
+            last_id=max(self.last_id, max(entry.id for entry in added)),
         )
 
     def _near_map(self) -> dict[str, tuple[Entry, ...]]:

@@ -64,6 +64,17 @@ def parse_json_object(raw: bytes) -> dict:
     return data
 
 
+def parse_json_list(raw: bytes) -> list:
+    """The JSON list in a request body (the control API's bulk forms); any failure is a 400."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise invalid(f"The request body is not valid JSON: {exc}") from None
+    if not isinstance(data, list):
+        raise invalid(f"The request body must be a JSON list, not {json_type(data)}.")
+    return data
+
+
 def json_type(value: Any) -> str:
     if value is None:
         return "null"

@@ -2,22 +2,29 @@
 
 A request only appends a dict to an in-memory queue (a few microseconds). Every
 MOCKLLM_JOURNAL_FLUSH_SECONDS a thread hands the queue, as one JSON line, to this process's journal
-writer: a child process (`manage.py journalwriter`) that redacts, inserts in batches and, once a minute,
-prunes the table to the newest MOCKLLM_JOURNAL_MAX_ROWS rows and MOCKLLM_JOURNAL_MAX_DAYS days and
-expires test runs' canned responses (retention.py).
+writer: a child process (`manage.py journalwriter`, journal_store.py) that redacts, inserts in batches
+and, once a minute, prunes the table to the newest MOCKLLM_JOURNAL_MAX_ROWS rows and
+MOCKLLM_JOURNAL_MAX_DAYS days and expires test runs' canned responses (retention.py).
 
 Why a child process: a writer thread in the server shares the GIL with the event loop. Measured
 under load, its inserts cost 2-6 times their single-threaded CPU time and took a quarter of the
 server's throughput. Serialising a row for the pipe costs a few microseconds; the rest of the work
-runs on another core. If the writer dies it is restarted and the batch is sent again; if the queue
-passes MOCKLLM_JOURNAL_BUFFER entries (the writer cannot keep up or the database is down), new
-entries are counted and dropped, with a warning, rather than letting memory grow without bound.
+runs on another core.
+
+Nothing is lost on the way, and nothing waits for the writer. The pipe is written without blocking,
+so a writer that stops reading hangs neither a request nor a journal query. The writer says after
+each batch that it is done; if it exits, the next writer is sent every batch it had not finished. If
+the queue passes MOCKLLM_JOURNAL_BUFFER entries (the writer cannot keep up or the database is down),
+new entries are counted and dropped, with a warning, rather than letting memory grow without bound.
+What the database cannot hold costs no other row: a NUL character (which PostgreSQL's text and JSON
+cannot hold) is stored as U+FFFD in every column, and a row it still refuses is found by storing the
+halves of its batch apart, then logged, counted and left out while the rest is stored.
 """
 from __future__ import annotations
 
 import atexit
 import collections
-import datetime
+import contextlib
 import logging
 import os
 import subprocess
@@ -28,20 +35,15 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from django.conf import settings
-from django.db import connections, transaction
 from django.http import HttpRequest, HttpResponseBase
 
 from responses_app.models import JournalEntry
-from responses_app.team.redaction import redact_text, request_headers
-from responses_app.team.retention import expire_test_runs, prune
 
 if TYPE_CHECKING:
     from responses_app.api.record import RequestRecord
 
 logger = logging.getLogger("mockllm.journal")
 
-ROWS_PER_STATEMENT = 250  # 23 columns: 5,750 parameters, within SQLite's and PostgreSQL's limits
-PRUNE_EVERY_SECONDS = 60.0
 # The journal's fields are the model's (models.JournalEntry): the writer fills every column but the id,
 # the control API answers with all of them (row_json), and its OpenAPI description is derived from them.
 FIELDS = tuple(JournalEntry._meta.concrete_fields)
@@ -58,7 +60,16 @@ def row_json(row: JournalEntry) -> dict[str, Any]:
 # ---- the serving process's side -----------------------------------------------------------------
 
 class JournalWriter:
-    """Queues entries on the request path and ships them to the writer process."""
+    """Queues entries on the request path and ships them to the writer process.
+
+    Nothing here ever blocks on the writer: lines go into its pipe without blocking (what does not fit
+    waits for the next round), so a writer that stops reading cannot hang a request or a journal query.
+    The writer acknowledges each line once it is stored; a line stays "in flight" until then, and when
+    a writer exits, the next one is sent every line still in flight, so nothing handed over is lost.
+    """
+
+    # A line in flight when this many writers in a row exited is dropped: it is what kills them.
+    MAX_WRITER_EXITS_PER_LINE = 3
 
     def __init__(self) -> None:
         self._queue: collections.deque[dict[str, Any]] = collections.deque()
@@ -66,11 +77,17 @@ class JournalWriter:
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._child: subprocess.Popen | None = None
+        self._in_flight: collections.deque[tuple[bytes, int]] = collections.deque()  # (line, entries), oldest first
+        self._in_flight_entries = 0
+        self._unsent = bytearray()  # the end of the in-flight lines that is not in the current writer's pipe yet
+        self._acks = b""  # a partly read acknowledgement
+        self._acknowledged = 0  # lines the current writer has said are done
+        self._exits_at_head = 0  # writers that exited while the oldest line in flight was the same
         self._dropped = 0
 
     def record(self, row: dict[str, Any]) -> None:
         """Queue one entry; called on the event loop, so it never blocks."""
-        if len(self._queue) >= settings.MOCKLLM_JOURNAL_BUFFER:
+        if len(self._queue) + self._in_flight_entries >= settings.MOCKLLM_JOURNAL_BUFFER:
             self._dropped += 1
             return
         self._queue.append(row)
@@ -93,19 +110,8 @@ class JournalWriter:
                 logger.warning("could not hand the request journal to its writer; will retry", exc_info=True)
                 time.sleep(1)
 
-    def _writer(self) -> subprocess.Popen:
-        if self._child is None or self._child.poll() is not None:
-            if self._child is not None:
-                logger.warning("the journal writer exited (status %s); starting another", self._child.returncode,
-                               extra={"event": "journal_writer_restarted"})
-            self._child = subprocess.Popen(
-                [sys.executable, str(settings.BASE_DIR / "manage.py"), "journalwriter"],
-                stdin=subprocess.PIPE, cwd=settings.BASE_DIR, env=os.environ.copy(), start_new_session=True,
-            )
-        return self._child
-
     def flush(self) -> int:
-        """Send every queued entry to the writer now; returns how many were sent."""
+        """Hand every queued entry to the writer now, without waiting for it; returns how many were queued."""
         with self._send_lock:
             if self._dropped:
                 dropped, self._dropped = self._dropped, 0
@@ -114,31 +120,136 @@ class JournalWriter:
             batch = []
             while self._queue:
                 batch.append(self._queue.popleft())
-            if not batch:
-                return 0
-            line = orjson.dumps(batch, default=str) + b"\n"
-            try:
-                child = self._writer()
-                child.stdin.write(line)
-                child.stdin.flush()
-            except (BrokenPipeError, OSError):
-                self._queue.extendleft(reversed(batch))  # the writer died: the next round restarts it
-                raise
+            if batch:
+                line = encode_batch(batch)
+                self._in_flight.append((line, len(batch)))
+                self._in_flight_entries += len(batch)
+                self._unsent += line
+            if self._in_flight:
+                self._read_acks()
+                self._send()
             return len(batch)
 
+    def _writer(self) -> subprocess.Popen:
+        """The running writer; a new one, sent every line still in flight, when the last one exited."""
+        child = self._child
+        if child is not None and child.poll() is None:
+            return child
+        if child is not None:
+            self._read_acks(final=True)  # what it stored before it exited
+            self._note_exit(child)
+        child = self._child = subprocess.Popen(
+            [sys.executable, str(settings.BASE_DIR / "manage.py"), "journalwriter"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=settings.BASE_DIR, env=os.environ.copy(),
+            start_new_session=True,
+        )
+        os.set_blocking(child.stdin.fileno(), False)
+        os.set_blocking(child.stdout.fileno(), False)
+        self._acks, self._acknowledged = b"", 0
+        self._unsent = bytearray(b"".join(line for line, _ in self._in_flight))
+        return child
+
+    def _note_exit(self, child: subprocess.Popen) -> None:
+        in_flight = self._in_flight_entries
+        logger.warning("the journal writer exited (status %s); starting another, which is sent the %d entries "
+                       "in flight", child.returncode, in_flight,
+                       extra={"event": "journal_writer_restarted", "in_flight": in_flight})
+        for pipe in (child.stdin, child.stdout):
+            with contextlib.suppress(OSError):
+                pipe.close()
+        if not self._in_flight:
+            return
+        self._exits_at_head += 1
+        if self._exits_at_head >= self.MAX_WRITER_EXITS_PER_LINE:
+            _, entries = self._in_flight.popleft()
+            self._in_flight_entries -= entries
+            self._exits_at_head = 0
+            logger.error("%d journal entries were dropped: %d writers in a row exited while writing them", entries,
+                         self.MAX_WRITER_EXITS_PER_LINE, extra={"event": "journal_dropped", "dropped": entries})
+
+    def _send(self) -> None:
+        """Put as much of the unsent lines into the writer's pipe as it takes now."""
+        child = self._writer()
+        while self._unsent:
+            try:
+                written = os.write(child.stdin.fileno(), self._unsent)
+            except BlockingIOError:
+                return  # the pipe is full: the writer is busy; the rest waits for the next round
+            except (BrokenPipeError, OSError):
+                return  # the writer exited: the next round starts another and sends it everything in flight
+            del self._unsent[:written]
+
+    def _read_acks(self, final: bool = False) -> None:
+        """Drop the lines the writer says it has stored: it writes the number of lines done so far."""
+        child = self._child
+        if child is None or child.stdout.closed:
+            return
+        while True:
+            try:
+                chunk = os.read(child.stdout.fileno(), 65536)
+            except BlockingIOError:
+                break
+            except OSError:
+                return
+            if not chunk:
+                break
+            self._acks += chunk
+            if not final and len(chunk) < 65536:
+                break
+        *lines, self._acks = self._acks.split(b"\n")
+        done = max((int(line) for line in lines if line.strip().isdigit()), default=None)
+        if done is None:
+            return
+        acknowledged, self._acknowledged = done - self._acknowledged, done
+        for _ in range(min(acknowledged, len(self._in_flight))):
+            _, entries = self._in_flight.popleft()
+            self._in_flight_entries -= entries
+            self._exits_at_head = 0
+
     def close(self) -> None:
-        """At exit: send what is queued and let the writer finish."""
+        """At exit: send what is queued and let the writer finish (a few seconds at most)."""
+        deadline = time.monotonic() + 10
         try:
             self.flush()
+            while self._unsent and time.monotonic() < deadline:
+                time.sleep(0.02)
+                self.flush()
         except Exception:  # noqa: BLE001 (nothing more can be done at exit)
             pass
         child = self._child
         if child is not None and child.poll() is None:
             child.stdin.close()  # the writer stores what it has, then exits
             try:
-                child.wait(timeout=10)
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 child.kill()
+
+
+def encode_batch(batch: list[dict[str, Any]]) -> bytes:
+    """A batch as one JSON line; a row that cannot be encoded (a lone surrogate in a text) is sent with
+    its texts made encodable, so it costs no other row."""
+    try:
+        return orjson.dumps(batch, default=str) + b"\n"
+    except TypeError:
+        rows = []
+        for row in batch:
+            try:
+                orjson.dumps(row, default=str)
+            except TypeError:
+                row = map_texts(row, lambda text: text.encode("utf-8", "replace").decode("utf-8"))
+            rows.append(row)
+        return orjson.dumps(rows, default=str) + b"\n"
+
+
+def map_texts(value: Any, change: Any) -> Any:
+    """`value` with `change` applied to every string in it, dictionary keys included."""
+    if isinstance(value, str):
+        return change(value)
+    if isinstance(value, list):
+        return [map_texts(item, change) for item in value]
+    if isinstance(value, dict):
+        return {map_texts(key, change): map_texts(item, change) for key, item in value.items()}
+    return value
 
 
 journal = JournalWriter()
@@ -159,7 +270,7 @@ def record_request(request: HttpRequest, record: RequestRecord, response: HttpRe
         "test_id": client.test_id,
         "scenario": client.scenario,
         "api_key_name": client.key_name,
-        "method": request.method or "",
+        "method": (request.method or "")[:10],
         "path": request.path[:300],
         "provider": _text(provider, 20),
         "endpoint": _text(record.endpoint, 40),
@@ -178,73 +289,3 @@ def record_request(request: HttpRequest, record: RequestRecord, response: HttpRe
         "headers": {k: v for k, v in request.META.items() if k.startswith("HTTP_") or k == "CONTENT_TYPE"},
         "body": record.body[:settings.MOCKLLM_JOURNAL_BODY_BYTES].decode("utf-8", "replace"),
     })
-
-
-# ---- the writer process's side (manage.py journalwriter) --------------------------------------------
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-# How a queued value becomes a column value, where it is not stored as it is: secrets redacted, JSON
-# columns serialised.
-ADAPT = {
-    "near_misses": _json,
-    "prompt": redact_text,
-    "headers": lambda headers: _json(request_headers(headers)),
-    "body": redact_text,
-}
-
-
-def _values(row: dict[str, Any], adapt_datetime: Any) -> tuple:
-    """A queued row as column values, in COLUMNS order."""
-    adapt = {**ADAPT, "created_at": lambda moment: adapt_datetime(datetime.datetime.fromisoformat(moment))}
-    return tuple(adapt[name](row[name]) if name in adapt else row[name] for name in COLUMNS)
-
-
-def insert(batch: list[dict[str, Any]]) -> None:
-    """One transaction of COPY (PostgreSQL) or multi-row INSERTs (SQLite): Django's bulk_create costs
-    ~110 us a row in model and field handling."""
-    connection = connections[JournalEntry.objects.db]
-    quote = connection.ops.quote_name
-    table = quote(JournalEntry._meta.db_table)
-    columns = ", ".join(quote(JournalEntry._meta.get_field(name).column) for name in COLUMNS)
-    row_marks = f"({', '.join(['%s'] * len(COLUMNS))})"
-    adapt = connection.ops.adapt_datetimefield_value
-    with transaction.atomic(using=JournalEntry.objects.db), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":  # COPY: a third of the CPU of parameterised INSERTs
-            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for row in batch:
-                    copy.write_row(_values(row, adapt))
-            return
-        for start in range(0, len(batch), ROWS_PER_STATEMENT):
-            part = batch[start:start + ROWS_PER_STATEMENT]
-            cursor.execute(f"INSERT INTO {table} ({columns}) VALUES "
-                           + ", ".join([row_marks] * len(part)),
-                           [value for row in part for value in _values(row, adapt)])
-
-
-def write_from(stream: Any) -> None:
-    """The writer's loop: one JSON line (a batch) at a time until the server closes the pipe."""
-    last_prune = 0.0
-    for line in stream:
-        if not line.strip():
-            continue
-        batch = orjson.loads(line)
-        for attempt in range(30):
-            try:
-                insert(batch)
-                break
-            except Exception:  # the database may be restarting: keep the batch, try again
-                logger.warning("could not write %d journal entries; retrying", len(batch), exc_info=True)
-                connections.close_all()
-                time.sleep(min(10, 0.5 * (attempt + 1)))
-        else:
-            logger.error("gave up on %d journal entries", len(batch), extra={"event": "journal_dropped"})
-        if time.monotonic() - last_prune > PRUNE_EVERY_SECONDS:
-            last_prune = time.monotonic()
-            try:
-                prune(settings.MOCKLLM_JOURNAL_MAX_ROWS, settings.MOCKLLM_JOURNAL_MAX_DAYS)
-                expire_test_runs(settings.MOCKLLM_TEST_RUN_MAX_HOURS)
-            except Exception:
-                logger.warning("could not prune the request journal or expire old test runs", exc_info=True)

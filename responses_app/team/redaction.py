@@ -71,9 +71,20 @@ class RedactSecrets(logging.Filter):
         if cleaned != message:
             record.msg, record.args = cleaned, ()
         for key, value in list(record.__dict__.items()):
-            if key not in self._STANDARD and isinstance(value, str):
-                setattr(record, key, redact_text(value))
+            if key not in self._STANDARD and isinstance(value, (str, list, tuple, dict)):
+                setattr(record, key, redact_value(value))
         return True
+
+
+def redact_value(value: Any) -> Any:
+    """A log field with secrets redacted, in a text or in the texts of a list or mapping (near misses)."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, (list, tuple)):
+        return [redact_value(item) for item in value]
+    if isinstance(value, dict):
+        return {key: redact_value(item) for key, item in value.items()}
+    return value
 
 
 class JsonFormatter(OrjsonFormatter):
