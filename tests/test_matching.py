@@ -2,7 +2,8 @@
 import json
 
 from responses_app.canned.conversation import ChatRequest, Tool
-from responses_app.canned.matching import Entry, SetIndex, find_shadowed
+from responses_app.canned.matching import Entry, SetIndex
+from responses_app.canned.shadowing import find_shadowed
 
 
 def build(*rows, unknown: str = "no idea") -> SetIndex:

@@ -89,5 +89,5 @@ def test_try_a_request_needs_the_permission_to_view_canned_responses(client):
     assert client.post("/admin/responses_app/cannedresponse/try/", body).status_code == 200
 
 
-def test_the_readme_says_how_to_make_a_control_token():
-    assert "secrets.token_urlsafe(32)" in (ROOT / "README.md").read_text()
+def test_the_docs_say_how_to_make_a_control_token():
+    assert "secrets.token_urlsafe(32)" in (ROOT / "docs" / "team.md").read_text()

@@ -145,22 +145,6 @@ class Entry:
         """The reply for the request's turn; past the last scripted turn, the last one again."""
         return self.replies[min(request.turn, len(self.replies)) - 1]
 
-    def shadows(self, later: Entry) -> bool:
-        """True when this entry, tried first, answers every request `later` would answer."""
-        if self.target != later.target:
-            return False
-        for mine, theirs in ((self.model, later.model), (self.provider, later.provider), (self.tool, later.tool),
-                             (self.has_tool_result, later.has_tool_result)):
-            if mine is not None and mine != theirs:
-                return False
-        if later.kind in ("exact", "normalized"):
-            if later.kind == "normalized" and self.kind == "exact":
-                return False
-            return self.matches_text(later.prompt)
-        if later.kind == "contains":
-            return self.kind == "contains" and self.key in later.key
-        return False
-
 
 @dataclass(frozen=True)  # no slots: output_tokens is computed once, then kept in the instance's __dict__
 class Match:
@@ -357,19 +341,3 @@ class SetIndex:
 
     def __len__(self) -> int:
         return len(self.entries)
-
-
-def find_shadowed(entries: list[Entry]) -> list[tuple[Entry, Entry]]:
-    """(later, earlier) pairs where `later` can never match because `earlier` is tried first."""
-    broad: list[Entry] = []
-    by_key: dict[str, list[Entry]] = {}
-    pairs = []
-    for entry in sorted(entries, key=lambda e: e.rank):
-        rivals = broad + by_key.get(entry.key, [])
-        shadow = next((earlier for earlier in rivals if earlier.shadows(entry)), None)
-        if shadow is not None:
-            pairs.append((entry, shadow))
-        if entry.kind in ("contains", "regex", "normalized"):
-            broad.append(entry)
-        by_key.setdefault(entry.key, []).append(entry)
-    return pairs

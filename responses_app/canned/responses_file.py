@@ -13,7 +13,8 @@ import yaml
 from responses_app.canned.entries import entry_digest, parse_entry
 from responses_app.canned.fault_schema import parse_failures, parse_model_rules, parse_rate_limits, parse_timing
 from responses_app.canned.fields import EntryError, Scalar
-from responses_app.canned.matching import Entry, find_shadowed
+from responses_app.canned.matching import Entry
+from responses_app.canned.shadowing import find_shadowed
 
 logger = logging.getLogger("mockllm.loading")
 SECTIONS = ("responses", "defaults", "settings")
