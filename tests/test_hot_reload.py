@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -180,8 +181,6 @@ def test_removing_the_last_entries_in_place_is_held_briefly_and_by_rename_not_at
 def test_renames_and_removals_are_served_without_waiting(new_server, capsys):
     """Renaming or removing prompts anywhere but at the end of the file is not what a file cut short
     looks like: served as fast as any edit. (tests/benchmarks/hot_reload.py measures every kind.)"""
-    import random
-
     rng = random.Random(13)
     entries = {f"prompt {i:03}": f"answer {i:03}" for i in range(200)}
     srv = new_server(responses=responses_yaml(entries))

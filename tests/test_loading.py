@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from responses_app.canned.loading import load_responses_file
+from responses_app.canned.loading import load_responses_file, signs_of_a_cut
 from responses_app.canned.responses_file import ResponsesFileError, parse_responses
 from responses_app.models import CannedResponse, ResponseSet, Source
 
@@ -239,8 +239,6 @@ def entries_file(prompts: list[str], settings: str = "") -> str:
     (lambda p: [f"new {i}" for i in range(8)], ""),  # a different file, as long
 ])
 def test_a_load_looks_cut_short_when_it_drops_the_files_last_entries(tmp_path, edit, sign):
-    from responses_app.canned.loading import signs_of_a_cut
-
     prompts = [f"p{i}" for i in range(8)]
     path = write(tmp_path, entries_file(prompts))
     load_responses_file(path)
@@ -249,8 +247,6 @@ def test_a_load_looks_cut_short_when_it_drops_the_files_last_entries(tmp_path, e
 
 @pytest.mark.django_db
 def test_a_load_looks_cut_short_when_it_loses_a_setting(tmp_path):
-    from responses_app.canned.loading import signs_of_a_cut
-
     settings = "settings:\n  lag_enabled: true\n  failures: {rate: 0.5, seed: 3}\n"
     path = write(tmp_path, entries_file(["a", "b"], settings))
     load_responses_file(path)
