@@ -137,17 +137,13 @@ def _plain_numbers(value: Any) -> Any:
 
 
 def _arguments_as_mapping(arguments: str) -> dict[str, Any] | None:
-    """Tool arguments (JSON text) as a YAML mapping when that reads back as the same JSON, else None."""
+    """Tool arguments (JSON text) as a YAML mapping, as people write them; None when they are not an
+    object. (Arguments a mapping would not give back exactly, the read-back check writes as JSON text.)"""
     try:
         decoded = json.loads(arguments)
-        if not isinstance(decoded, dict):
-            return None
-        again = yaml.load(_yaml(decoded), Loader=yaml.SafeLoader)
-        if json.dumps(again, ensure_ascii=False, default=str) == arguments:
-            return decoded
-    except (ValueError, TypeError, yaml.YAMLError):
-        pass
-    return None
+    except ValueError:
+        return None
+    return decoded if isinstance(decoded, dict) else None
 
 
 def _reply(reply: dict[str, Any], literal: bool, turn: bool = False) -> Any:
