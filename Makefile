@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check --quiet
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run test test-fast lint browser node-clients bench-shared bench-team bench bench-pacing soak fuzz install install-dev migrate conformance clean
+.PHONY: run test test-fast lint browser node-clients bench-shared bench-team bench bench-pacing bench-reload soak fuzz install install-dev migrate conformance clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -99,12 +99,16 @@ bench-team: install-dev
 bench-pacing: install-dev
 	$(PY) tests/benchmarks/pacing.py $(ARGS)
 
+# How long each kind of edit of the responses file takes to be served (hot reload).
+bench-reload: install-dev
+	$(PY) tests/benchmarks/hot_reload.py $(ARGS)
+
 # Long runs of the robustness checks that `make test` runs briefly.
 soak: install-dev
 	$(PY) tests/soak.py --seconds $(or $(SECONDS),600)
 
 fuzz: install-dev
-	MOCKLLM_FUZZ_EXAMPLES=$(or $(EXAMPLES),2000) $(PY) -m pytest tests/test_fuzz.py tests/test_properties.py \
+	MOCKLLM_FUZZ_EXAMPLES=$(or $(EXAMPLES),2000) $(PY) -m pytest tests/test_fuzz.py tests/test_properties.py tests/test_dump.py \
 		--hypothesis-seed=$(or $(SEED),0) -q
 
 # The shared SDK conformance check against a server that is already running (make run).

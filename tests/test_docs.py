@@ -513,18 +513,20 @@ def test_the_loadresponses_example(tmp_path, database, block):
     assert result.stdout.strip() == said.replace("/path/responses.yml", str(tmp_path / "responses.yml"))
 
 
-@runs(("docs/hot-reload.md", "python manage.py dumpresponses --output responses.yml"))
+@runs(("docs/responses-file.md", "python manage.py dumpresponses --output responses.yml"))
 def test_the_dumpresponses_example(tmp_path, database, block):
     shutil.copy(FIXTURES / "responses.yml", tmp_path / "responses.yml")
     manage({**os.environ, **database}, "loadresponses")
     with sqlite3.connect(tmp_path / "db.sqlite3") as db:  # an edit made in the admin
         db.execute("UPDATE responses_app_cannedresponse SET answer = 'Green, today.', source = 'admin' "
                    "WHERE prompt = 'what colour is the sky?'")
-    run_bash(block, cwd=tmp_path, **database)
+    result = run_bash(block, cwd=tmp_path, **database)
+    said = re.search(r"^# (Wrote .*)$", block, re.M).group(1)
+    assert result.stderr.strip() == said.replace("/path/responses.yml", str(tmp_path / "responses.yml"))
     dumped = yaml.safe_load((tmp_path / "responses.yml").read_text())
     fixture = yaml.safe_load((FIXTURES / "responses.yml").read_text())
     assert dumped["responses"] == {**fixture["responses"], "what colour is the sky?": "Green, today."}
-    assert dumped["defaults"] == fixture["defaults"]
+    assert (dumped["defaults"], dumped["settings"]) == (fixture["defaults"], fixture["settings"])
 
 
 @runs(("docs/team.md", "python manage.py prunejournal"))

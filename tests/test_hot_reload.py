@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -118,6 +119,97 @@ def test_a_slowly_written_file_is_never_half_loaded(new_server, style):
     assert seen_defaults == [], f"a partial file was loaded: {seen_defaults[:5]}"
     removed = [e["removed"] for e in srv.log_events("responses_loaded")]
     assert all(count == 0 for count in removed), removed
+
+
+@pytest.mark.slow  # slow writes, on purpose
+@pytest.mark.parametrize("style", ["emptied, then pieces 1 s apart", "a first piece, the rest 0.35 s later"])
+def test_a_file_written_in_whole_lines_is_never_half_loaded(new_server, style):
+    """Each piece ends between two lines, so every state of the file parses: as a shorter file, whose
+    load would delete the entries still to come. Each piece is appended in an open of its own, so no
+    writer holds the file open in between."""
+    entries = {f"prompt {i:03}": f"answer {i:03}" for i in range(300)}
+    srv = new_server(responses=responses_yaml(entries))
+    lines = responses_yaml({**entries, "prompt 299": "the new last answer"}).splitlines(keepends=True)
+    seen_defaults: list[str] = []
+    done = threading.Event()
+
+    def watch_answers():
+        while not done.is_set():
+            for prompt in ("prompt 150", "prompt 298"):
+                if ask(srv, prompt) == DEFAULT:
+                    seen_defaults.append(prompt)
+
+    watcher = threading.Thread(target=watch_answers)
+    watcher.start()
+    try:
+        if style.startswith("emptied"):
+            srv.responses_file.write_bytes(b"")  # then four pieces, a second apart: longer than a held load waits
+            pieces, pause = ["".join(lines[start:start + 80]) for start in range(0, len(lines), 80)], 1.0
+        else:
+            pieces, pause = ["".join(lines[:150]), "".join(lines[150:])], 0.35
+            srv.responses_file.write_text(pieces.pop(0))
+            time.sleep(pause)
+        for piece in pieces:
+            with open(srv.responses_file, "a") as handle:
+                handle.write(piece)
+            time.sleep(pause)
+        wait_for(lambda: ask(srv, "prompt 299") == "the new last answer")
+    finally:
+        done.set()
+        watcher.join()
+    assert seen_defaults == [], f"a partial file was loaded: {seen_defaults[:5]}"
+    removed = [e["removed"] for e in srv.log_events("responses_loaded")]
+    assert all(count == 0 for count in removed), removed
+    if style.startswith("emptied"):  # the watcher did see the shorter files, and held them back
+        assert srv.log_events("load_held")
+
+
+def test_removing_the_last_entries_in_place_is_held_briefly_and_by_rename_not_at_all(new_server):
+    entries = {f"prompt {i:03}": f"answer {i:03}" for i in range(50)}
+    srv = new_server(responses=responses_yaml(entries))
+    srv.responses_file.write_text(responses_yaml(dict(list(entries.items())[:47])))  # in place: what a cut looks like
+    wait_for(lambda: ask(srv, "prompt 049") == DEFAULT)
+    held = srv.log_events("load_held")
+    assert len(held) == 1 and held[0]["reason"] == "it drops the file's last 3 entries", held
+    assert ask(srv, "prompt 046") == "answer 046"
+    save_atomically(srv.responses_file, responses_yaml(dict(list(entries.items())[:45])))  # complete by construction
+    wait_for(lambda: ask(srv, "prompt 046") == DEFAULT)
+    assert len(srv.log_events("load_held")) == 1
+
+
+@pytest.mark.slow  # twenty edits
+def test_renames_and_removals_are_served_without_waiting(new_server, capsys):
+    """Renaming or removing prompts anywhere but at the end of the file is not what a file cut short
+    looks like: served as fast as any edit. (tests/benchmarks/hot_reload.py measures every kind.)"""
+    rng = random.Random(13)
+    entries = {f"prompt {i:03}": f"answer {i:03}" for i in range(200)}
+    srv = new_server(responses=responses_yaml(entries))
+    latencies = []
+    for i in range(20):
+        old = list(entries)[rng.randrange(0, len(entries) - 1)]  # any entry but the last
+        if i % 4 == 3:  # a removal
+            entries.pop(old)
+            expected = {old: DEFAULT}
+        else:  # a rename
+            expected = {f"{old} renamed {i}": entries[old], old: DEFAULT}
+            entries = {(f"{old} renamed {i}" if k == old else k): v for k, v in entries.items()}
+        saved = time.monotonic()
+        if i % 2:
+            srv.responses_file.write_text(responses_yaml(entries))  # in place
+        else:
+            save_atomically(srv.responses_file, responses_yaml(entries))
+        wait_for(lambda: all(ask(srv, prompt) == answer for prompt, answer in expected.items()), every=0.01)
+        latencies.append(time.monotonic() - saved)
+    latencies.sort()
+    p50, p95 = statistics.median(latencies), latencies[int(0.95 * len(latencies)) - 1]
+    with capsys.disabled():
+        print(f"\n  hot reload, rename or removal -> served, 20 edits of 200 entries: p50 {p50 * 1000:.0f} ms, "
+              f"p95 {p95 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms")
+    assert srv.log_events("load_held") == [], "a rename or a removal was held back as if the file were cut short"
+    removed = [e["removed"] for e in srv.log_events("responses_loaded")]
+    assert sum(removed) == 20 and max(removed) == 1, removed  # each edit deleted its one row, and no more
+    # Typically half a second (a 0.3 s debounce, then the load): four times that, for a busy machine.
+    assert p50 < 2.0, f"the median edit took {p50:.2f} s to be served"
 
 
 def test_a_hundred_rapid_saves_end_with_the_last_content(new_server):

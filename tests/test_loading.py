@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from responses_app.canned.loading import load_responses_file
+from responses_app.canned.loading import load_responses_file, signs_of_a_cut
 from responses_app.canned.responses_file import ResponsesFileError, parse_responses
 from responses_app.models import CannedResponse, ResponseSet, Source
 
@@ -217,3 +217,41 @@ def test_demo_fixture_loads_with_loaddata():
     call_command("loaddata", "demo", verbosity=0)
     row = CannedResponse.objects.get(prompt="what is mockllm?")
     assert row.source == Source.ADMIN and len(row.key_digest) == 64
+
+
+# --- what a file cut short looks like (the watcher holds such loads back a moment) -----------------------
+
+def entries_file(prompts: list[str], settings: str = "") -> str:
+    return "responses:\n" + "".join(f'  "{p}": "answer to {p}"\n' for p in prompts) + settings
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("edit", "sign"), [
+    (lambda p: p[:3] + ["renamed"] + p[4:], ""),  # a rename in the middle
+    (lambda p: p[:3] + p[4:], ""),  # a removal in the middle
+    (lambda p: p[:-1] + ["renamed"], ""),  # the last entry renamed
+    (lambda p: p + ["added"], ""),
+    (lambda p: ["added"] + p[:-1], "it drops the file's last 1 entry"),  # as an addition at the top cut short would
+    (lambda p: p[:-1], "it drops the file's last 1 entry"),  # the last removed: what a cut looks like
+    (lambda p: p[:2], "it drops the file's last 6 entries"),
+    (lambda p: p[:3] + ["renamed"], "it drops the file's last 5 entries for 1 new one"),  # a rename, cut short
+    (lambda p: [], "it drops the file's last 8 entries"),
+    (lambda p: [f"new {i}" for i in range(8)], ""),  # a different file, as long
+])
+def test_a_load_looks_cut_short_when_it_drops_the_files_last_entries(tmp_path, edit, sign):
+    prompts = [f"p{i}" for i in range(8)]
+    path = write(tmp_path, entries_file(prompts))
+    load_responses_file(path)
+    assert signs_of_a_cut(parse_responses(entries_file(edit(prompts))), str(path.resolve())) == sign
+
+
+@pytest.mark.django_db
+def test_a_load_looks_cut_short_when_it_loses_a_setting(tmp_path):
+    settings = "settings:\n  lag_enabled: true\n  failures: {rate: 0.5, seed: 3}\n"
+    path = write(tmp_path, entries_file(["a", "b"], settings))
+    load_responses_file(path)
+    source = str(path.resolve())
+    assert signs_of_a_cut(parse_responses(entries_file(["a", "b"], settings)), source) == ""
+    assert signs_of_a_cut(parse_responses(entries_file(["a", "b"])), source) == ""  # no settings: left as they are
+    assert signs_of_a_cut(parse_responses(entries_file(["a", "b"], "settings:\n  lag_enabled: true\n")),
+                          source) == "it loses the setting failures, failures.rate, failures.seed"

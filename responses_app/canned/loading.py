@@ -87,11 +87,44 @@ def load_responses_file(path: str | Path, *, settle_seconds: float = 0.0) -> Loa
     return write_responses(parsed, str(resolved))
 
 
-def count_removals(parsed: ParsedResponses, source_file: str) -> int:
-    """How many rows a load of `parsed` from `source_file` would delete."""
-    keep = {entry.digest for entry in parsed.entries}
-    stored = CannedResponse.objects.filter(source=Source.FILE, source_file=source_file, scenario="", test_id="")
-    return sum(1 for digest in stored.values_list("key_digest", flat=True) if digest not in keep)
+def signs_of_a_cut(parsed: ParsedResponses, source_file: str) -> str:
+    """What makes loading `parsed` from `source_file` look like loading that file cut short while it is
+    being written, or "" when nothing does.
+
+    A file caught mid-write is the start of the finished one: it lacks what comes after the cut. When
+    the cut falls between lines it parses, and its load would delete the file's last entries (and
+    perhaps lose settings) only to add them back a moment later. So a load is suspect when it drops more
+    of the file's last entries than it puts in their place, or loses a setting. Renaming, removing or
+    adding entries anywhere else, or renaming the last one, is not what a cut looks like.
+    """
+    rows = CannedResponse.objects.filter(source_file=source_file, scenario="", test_id="")
+    stored = list(rows.order_by("position", "id").values_list("key_digest", "source"))
+    known = {digest for digest, _ in stored}  # the file's rows, the admin's edits of them included
+    old = [digest for digest, source in stored if source == Source.FILE]  # the rows a load may delete
+    new = [entry.digest for entry in parsed.entries]
+    kept = set(new)
+    last_kept = max((i for i, digest in enumerate(old) if digest in kept), default=-1)
+    dropped = len(old) - 1 - last_kept  # the file's last entries that the load deletes
+    if dropped:
+        last_known = max((i for i, digest in enumerate(new) if digest in known), default=-1)
+        added = len(new) - 1 - last_known  # the new entries after the last one the file had before
+        if dropped > added:
+            instead = f" for {added} new one{'s' if added != 1 else ''}" if added else ""
+            return f"it drops the file's last {dropped} entr{'ies' if dropped != 1 else 'y'}{instead}"
+    if parsed.settings is not None:
+        lost = _key_paths(ResponseSet.get().settings or {}) - _key_paths(parsed.settings)
+        if lost:
+            return "it loses the setting " + ", ".join(sorted(".".join(path) for path in lost)[:3])
+    return ""
+
+
+def _key_paths(settings: dict, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    paths = set()
+    for key, value in settings.items():
+        paths.add((*prefix, str(key)))
+        if isinstance(value, dict):
+            paths |= _key_paths(value, (*prefix, str(key)))
+    return paths
 
 
 def record_load_error(exc: ResponsesFileError) -> None:

@@ -1,67 +1,72 @@
 from __future__ import annotations
 
+import contextlib
 import os
-import sys
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import yaml
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
-from responses_app.models import CannedResponse, ResponseSet
+from responses_app.canned.dumping import DumpError, dump_default_set
 
 
-class _Dumper(yaml.SafeDumper):
-    """Multi-line answers as literal blocks, so the file stays pleasant to edit by hand."""
-
-
-def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _represent_str)
-
-
-def dump_responses() -> str:
-    """The default canned set as it is now, admin edits included, as a responses file (scenarios and test
-    runs' entries are not part of it)."""
-    response_set = ResponseSet.get()
-    document: dict[str, Any] = {
-        "responses": dict(CannedResponse.objects.filter(scenario="", test_id="").order_by("id")
-                          .values_list("prompt", "answer")),
-        "defaults": {"unknown_response": response_set.unknown_response},
-    }
-    if response_set.settings:
-        document["settings"] = response_set.settings
-    header = (
-        f"# Written by `python manage.py dumpresponses` at {timezone.now():%Y-%m-%d %H:%M:%S %Z}:\n"
-        "# every canned response as the server answers it now, admin edits included.\n"
-    )
-    return header + yaml.dump(document, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=10_000)
+def write_atomically(target: Path, text: str) -> None:
+    """Write beside the target and rename over it: a reader (the watcher) sees the old file or the new
+    one, never half of one. The new file keeps the old one's permissions."""
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 class Command(BaseCommand):
     help = (
-        "Write the canned set as the server answers it now (admin edits included) in the responses.yml "
-        "format, to keep admin edits in the file. Writes to standard output unless given --output."
+        "Write the default canned set, as the server answers it now, as a responses file: the entries of the "
+        "responses file(s) and those typed or edited in the admin, each with all its options and in the order "
+        "they are tried, the default answer and the settings (not the scenarios' entries, nor those a test run "
+        "added). Loading the result answers every request as the server does now. What is written is read back "
+        "first; a set that would not load back the same is refused and nothing is written. To standard output "
+        "unless given --output."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("-o", "--output", help="the file to write (replaced atomically)")
+        parser.add_argument("-o", "--output", help="the file to write (replaced atomically, keeping its permissions)")
 
     def handle(self, *args: Any, output: str | None, **options: Any) -> None:
-        text = dump_responses()
+        header = (
+            f"# Written by `python manage.py dumpresponses` at {timezone.now():%Y-%m-%d %H:%M:%S %Z}: the default\n"
+            "# set as the server answered it, admin edits included.\n"
+        )
+        try:
+            dump = dump_default_set(header)
+        except DumpError as exc:
+            raise CommandError(f"Nothing was written: {exc}") from None
         if not output:
-            sys.stdout.write(text)
+            self.stdout.write(dump.text, ending="")
             return
         target = Path(output).expanduser().resolve()
-        # Write beside the target and rename over it: a watcher never sees a half-written file.
-        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temporary, target)
-        count = text.count("\n")
-        self.stderr.write(f"Wrote {CannedResponse.objects.filter(scenario='', test_id='').count()} responses to {target} ({count} lines)")
+        try:
+            write_atomically(target, dump.text)
+        except OSError as exc:
+            raise CommandError(f"Nothing was written: cannot write {target}: {exc.strerror or exc}") from None
+        admin = f" ({dump.from_admin} from the admin)" if dump.from_admin else ""
+        settings = f" and {dump.settings} setting{'s' if dump.settings != 1 else ''}" if dump.settings else ""
+        self.stderr.write(f"Wrote {dump.entries} response{'s' if dump.entries != 1 else ''}{admin}, the default answer"
+                          f"{settings} to {target}")
