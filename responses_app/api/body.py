@@ -7,7 +7,7 @@ from django.conf import settings
 from rest_framework.negotiation import BaseContentNegotiation
 
 from responses_app.api.record import record_of
-from responses_app.providers.common import APIError, parse_json_list, parse_json_object
+from responses_app.providers.common import APIError, parse_json_object
 
 
 class IgnoreAcceptNegotiation(BaseContentNegotiation):
@@ -39,6 +39,4 @@ def read_json_body(request: Any, *, lists: bool = False) -> Any:
             413, f"The request body is {len(raw)} bytes; this server accepts at most "
             f"{settings.MOCKLLM_MAX_BODY_BYTES} (MOCKLLM_MAX_BODY_BYTES).",
         )
-    if lists and raw.lstrip()[:1] == b"[":
-        return parse_json_list(raw)
-    return parse_json_object(raw)
+    return parse_json_object(raw, lists=lists)

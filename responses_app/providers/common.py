@@ -51,28 +51,18 @@ def parse_tools(data: dict, read_tool: Callable[[dict], tuple[Any, Any] | None],
     return tuple(parsed)
 
 
-def parse_json_object(raw: bytes) -> dict:
-    """The JSON object in a request body; any failure is a 400 that says what was wrong."""
+def parse_json_object(raw: bytes, *, lists: bool = False) -> dict | list:
+    """The JSON object in a request body (or, with `lists`, a JSON list: the control API's bulk forms);
+    any failure is a 400 that says what was wrong."""
     if not raw.strip():
         raise invalid("The request body is empty; send a JSON object.")
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise invalid(f"The request body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise invalid(f"The request body must be a JSON object, not {json_type(data)}.")
-    return data
-
-
-def parse_json_list(raw: bytes) -> list:
-    """The JSON list in a request body (the control API's bulk forms); any failure is a 400."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise invalid(f"The request body is not valid JSON: {exc}") from None
-    if not isinstance(data, list):
-        raise invalid(f"The request body must be a JSON list, not {json_type(data)}.")
-    return data
+    if isinstance(data, dict) or (lists and isinstance(data, list)):
+        return data
+    raise invalid(f"The request body must be a JSON object{' or list' if lists else ''}, not {json_type(data)}.")
 
 
 def json_type(value: Any) -> str:
