@@ -146,12 +146,12 @@ def before_view(request: HttpRequest) -> HttpResponse | None:
     """Before the request is read: note a client that came back before its retry-after, and answer
     `X-Mock-Status` on any /v1/ path."""
     record = record_of(request)
-    early = rate_limiter.early_by(client_key(request, record.client))
+    client = client_key(request, record.client)
+    early = rate_limiter.early_by(client)
     if early is not None:
         record.notes["early_retry_ms"] = round(early * 1000)
         logger.warning("a client retried %.0f ms before the retry-after it was given", early * 1000,
-                       extra={"event": "early_retry", "client": client_key(request, record.client),
-                              "early_ms": round(early * 1000)})
+                       extra={"event": "early_retry", "client": client, "early_ms": round(early * 1000)})
     if "HTTP_X_MOCK_STATUS" not in request.META:
         return None
     try:
