@@ -1,6 +1,7 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 
+from responses_app.api.errors import unknown_route
 from responses_app.api.openapi import openapi_view
 
 admin.site.site_header = "mockllm"
@@ -9,6 +10,8 @@ admin.site.index_title = "Canned responses"
 
 urlpatterns = [
     path("v1/", include("responses_app.api.urls")),
+    # The other provider API prefixes (api/paths.py): until a route there answers, a provider-shaped 404.
+    re_path(r"^(?P<path>(?:v1beta1?|openai|model|api)(?:/.*)?)$", unknown_route),
     path("control/", include("responses_app.team.urls")),
     path("admin/", admin.site.urls),
     path("openapi.json", openapi_view, name="openapi"),

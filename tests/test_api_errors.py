@@ -5,6 +5,7 @@ import json
 import pytest
 
 from responses_app.api import faults
+from responses_app.api.paths import is_api_path
 
 OPENAI = "/v1/chat/completions"
 ANTHROPIC = "/v1/messages"
@@ -45,6 +46,9 @@ CASES = [
     ("wrong method", "GET", OPENAI, {}, None, 405, None, "not allowed"),
     ("unknown route", "POST", "/v1/nothing/here", JSON, body(GOOD_OPENAI), 404, None, "Unknown request URL"),
     ("bare /v1", "GET", "/v1", {}, None, 404, None, "Unknown request URL"),
+    ("unknown route under /v1beta", "POST", "/v1beta/nothing", JSON, body(GOOD_OPENAI), 404, None, "Unknown request URL"),
+    ("unknown route under /openai", "GET", "/openai", {}, None, 404, None, "Unknown request URL"),
+    ("unknown route under /api", "POST", "/api/nothing/here", JSON, body(GOOD_OPENAI), 404, None, "Unknown request URL"),
     ("mock status", "POST", OPENAI, {**JSON, "X-Mock-Status": "429"}, body(GOOD_OPENAI), 429, None, "X-Mock-Status"),
     ("bad mock status", "POST", OPENAI, {**JSON, "X-Mock-Status": "teapot"}, body(GOOD_OPENAI), 400, None, "X-Mock-Status"),
     ("anthropic malformed json", "POST", ANTHROPIC, JSON, b"{nope", 400, None, "not valid JSON"),
@@ -156,3 +160,9 @@ def test_a_chunked_body_without_content_length_is_read(server):
     response = connection.getresponse()
     assert response.status == 200
     assert json.loads(response.read())["choices"][0]["message"]["content"] == "2+2 equals 9."
+
+
+def test_api_paths_are_whole_prefixes():
+    assert all(is_api_path(p) for p in ("/v1", "/v1/", "/v1/chat/completions", "/v1beta/models", "/openai/v1/x",
+                                          "/model/m/converse", "/api/chat", "/v1beta1/projects/p"))
+    assert not any(is_api_path(p) for p in ("/", "", "/v1x", "/apiary", "/admin/", "/control/runs", "/models"))

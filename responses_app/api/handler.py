@@ -16,6 +16,7 @@ from django.http import HttpResponseBase
 from django.urls import set_script_prefix
 from django.utils.module_loading import import_string
 
+from responses_app.api.paths import is_api_path
 from responses_app.api.record import record_of
 from responses_app.api.sse import StreamAborted
 from responses_app.canned.index import canned_index
@@ -122,11 +123,10 @@ def rebuild_index() -> None:
 
 
 def route_http(api: ASGIApp, site: ASGIApp) -> ASGIApp:
-    """Send /v1 and /v1/... to `api`, everything else to `site`."""
+    """Send the provider API paths (api/paths.py) to `api`, everything else to `site`."""
 
     async def app(scope: dict, receive: Any, send: Any) -> Any:
-        path = scope.get("path", "")
-        if path.startswith("/v1/") or path == "/v1":
+        if is_api_path(scope.get("path", "")):
             return await api(scope, receive, send)
         return await site(scope, receive, send)
 

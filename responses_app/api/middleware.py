@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from responses_app.api import faults
 from responses_app.api.clients import identify
 from responses_app.api.errors import error_response
+from responses_app.api.paths import is_api_path
 from responses_app.api.record import RequestRecord, record_of
 from responses_app.canned.index import canned_index
 from responses_app.providers.common import APIError
@@ -65,7 +66,7 @@ class AccessLogMiddleware(_Middleware):
 
     def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         record = record_of(request)
-        if request.path.startswith("/v1"):
+        if is_api_path(request.path):
             response["x-request-id"] = record.request_id  # what openai-python reads
             response["request-id"] = record.request_id  # what anthropic-python reads
         if response.streaming and getattr(response, "is_async", False):
@@ -87,7 +88,7 @@ class AccessLogMiddleware(_Middleware):
     def _log(self, request: HttpRequest, response: HttpResponseBase) -> None:
         record = record_of(request)
         duration_ms = round((time.perf_counter() - record.started_at) * 1000, 2)
-        if settings.MOCKLLM_JOURNAL and request.path.startswith("/v1"):  # the admin and control API are not journaled
+        if settings.MOCKLLM_JOURNAL and is_api_path(request.path):  # the admin and control API are not journaled
             record_request(request, record, response, duration_ms)
         if not access_logger.isEnabledFor(logging.INFO):
             return
@@ -118,7 +119,7 @@ class ProviderErrorMiddleware(_Middleware):
     """
 
     def before(self, request: HttpRequest) -> HttpResponse | None:
-        if not request.path.startswith("/v1"):
+        if not is_api_path(request.path):
             return None
         record = record_of(request)
         try:
@@ -139,7 +140,7 @@ class ProviderErrorMiddleware(_Middleware):
         return None
 
     def after(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
-        if not request.path.startswith("/v1"):
+        if not is_api_path(request.path):
             return response
         if response.status_code >= 400 and not response.get("Content-Type", "").startswith("application/json"):
             response = self._replacement(request, response)
