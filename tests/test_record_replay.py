@@ -296,5 +296,8 @@ def test_twenty_identical_misses_at_once_make_one_upstream_call(pair):
         if answer.headers["content-type"].startswith("application/json"):
             assert answer.json()["choices"][0]["message"]["content"] == "Once upon a time there was a mock."
         else:
-            assert "Once" in answer.text and "[DONE]" in answer.text
+            chunks = [json.loads(line[6:]) for line in answer.text.splitlines()
+                      if line.startswith("data: {")]
+            text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+            assert text == "Once upon a time there was a mock." and answer.text.endswith("data: [DONE]\n\n")
     assert settled_count(upstream, 1) == 1
