@@ -301,3 +301,146 @@ def test_twenty_identical_misses_at_once_make_one_upstream_call(pair):
             text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
             assert text == "Once upon a time there was a mock." and answer.text.endswith("data: [DONE]\n\n")
     assert settled_count(upstream, 1) == 1
+
+
+# ---- behaviour the project cannot produce as an upstream: a small upstream of the test's own -------
+
+def _sse(data: dict | str) -> bytes:
+    return b"data: " + (data if isinstance(data, str) else json.dumps(data)).encode() + b"\n\n"
+
+
+def _chunk(content: str | None = None, finish: str | None = None) -> bytes:
+    delta = {"content": content} if content is not None else {}
+    return _sse({"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o",
+                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+
+class HandMadeUpstream:
+    """An upstream whose answer depends on the prompt: `break` (a stream cut short), `slow` (a pause
+    between events), `linger` (complete, then the connection held open), `gzip` (a compressed body
+    whatever was asked). It notes the Accept-Encoding of each request."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        self.accept_encodings: list[str] = []
+        owner = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def send_chunk(self, data: bytes) -> None:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                self.wfile.flush()
+
+            def do_POST(self) -> None:
+                import gzip
+                import time
+
+                owner.accept_encodings.append(self.headers.get("accept-encoding", ""))
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                prompt = body["messages"][-1]["content"]
+                if prompt == "gzip":
+                    payload = gzip.compress(json.dumps({
+                        "id": "chatcmpl-g", "object": "chat.completion", "created": 1, "model": "gpt-4o",
+                        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Unzipped."},
+                                     "finish_reason": "stop", "logprobs": None}],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}}).encode())
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-encoding", "gzip")
+                    self.send_header("content-length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.send_header("transfer-encoding", "chunked")
+                self.end_headers()
+                self.send_chunk(_chunk("First words"))
+                if prompt == "break":
+                    self.send_chunk(_chunk(", then"))
+                    self.close_connection = True
+                    self.connection.shutdown(2)  # no last chunk: the stream is cut
+                    return
+                if prompt == "slow":
+                    time.sleep(2.0)
+                self.send_chunk(_chunk(", last words."))
+                self.send_chunk(_chunk(finish="stop"))
+                self.send_chunk(_sse("[DONE]"))
+                if prompt == "linger":
+                    time.sleep(3.0)  # complete, but the connection is not ended yet
+                self.wfile.write(b"0\r\n\r\n")
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture
+def hand_made(tmp_path: Path):
+    upstream = HandMadeUpstream()
+    recorder = make_server(tmp_path / "recorder", responses=LOCAL_RESPONSES, MOCKLLM_RECORD="miss",
+                           MOCKLLM_UPSTREAM_OPENAI=upstream.url).start()
+    yield upstream, recorder
+    recorder.stop(wait=False)
+    upstream.close()
+
+
+def recorded_rows(recorder) -> list[tuple]:
+    with sqlite3.connect(recorder.sqlite_path) as db:
+        return db.execute("select prompt, answer from responses_app_cannedresponse where source = 'recorded'"
+                          ).fetchall()
+
+
+def stream_chat(recorder, prompt: str, *, stop_at_done: bool = False) -> tuple[list[float], str]:
+    """When each piece of a streamed answer arrived (monotonic seconds), and its text."""
+    import time
+
+    arrivals, text = [], []
+    with httpx.stream("POST", f"{recorder.url}/v1/chat/completions", timeout=30, json={
+            "model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": prompt}]}) as answer:
+        assert answer.status_code == 200
+        for line in answer.iter_lines():
+            if line.startswith("data: {"):
+                arrivals.append(time.monotonic())
+                text.append(json.loads(line[6:])["choices"][0]["delta"].get("content") or "")
+            if stop_at_done and line == "data: [DONE]":
+                break
+    return arrivals, "".join(text)
+
+
+@pytest.mark.slow
+def test_a_stream_the_upstream_breaks_reaches_the_client_broken_and_records_nothing(hand_made):
+    upstream, recorder = hand_made
+    with pytest.raises((httpx.RemoteProtocolError, httpx.ReadError)):  # a cut chunked body, or a reset
+        stream_chat(recorder, "break")
+    assert recorded_rows(recorder) == []
+    arrivals, text = stream_chat(recorder, "slow")  # events pass through as they come, not buffered
+    assert text == "First words, last words."
+    assert arrivals[-1] - arrivals[0] > 1.0
+    wait_for(lambda: recorded_rows(recorder) == [("slow", "First words, last words.")])
+
+
+@pytest.mark.slow
+def test_a_stream_is_recorded_when_the_client_leaves_right_after_its_last_event(hand_made):
+    upstream, recorder = hand_made
+    _, text = stream_chat(recorder, "linger", stop_at_done=True)
+    assert text == "First words, last words."
+    wait_for(lambda: recorded_rows(recorder) == [("linger", "First words, last words.")])
+
+
+def test_identity_is_asked_for_and_a_compressed_answer_is_recorded_decoded(hand_made):
+    upstream, recorder = hand_made
+    answer = httpx.post(f"{recorder.url}/v1/chat/completions", timeout=30, headers={"accept-encoding": "gzip"},
+                        json={"model": "gpt-4o", "messages": [{"role": "user", "content": "gzip"}]})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["choices"][0]["message"]["content"] == "Unzipped."
+    assert upstream.accept_encodings == ["identity"]
+    wait_for(lambda: recorded_rows(recorder) == [("gzip", "Unzipped.")])
