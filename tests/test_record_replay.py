@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .support import CONTROL_TOKEN, anthropic_client, make_server, openai_client, wait_for
+from .support import CONTROL_TOKEN, DEFAULT_ANSWER, anthropic_client, make_server, openai_client, wait_for
 
 UPSTREAM_KEY = "sk-upstream-secret-4f1c9a7e2b6d8h3j5k"
 CLIENT_KEY = "sk-client-secret-9z8y7x6w5v4u3t2s1r"
@@ -444,3 +444,47 @@ def test_identity_is_asked_for_and_a_compressed_answer_is_recorded_decoded(hand_
     assert answer.json()["choices"][0]["message"]["content"] == "Unzipped."
     assert upstream.accept_encodings == ["identity"]
     wait_for(lambda: recorded_rows(recorder) == [("gzip", "Unzipped.")])
+
+
+@pytest.mark.slow
+def test_a_test_run_put_into_record_mode_records_into_its_own_set_only(tmp_path):
+    upstream = make_server(tmp_path / "upstream", responses=UPSTREAM_RESPONSES,
+                           MOCKLLM_CONTROL_TOKEN=CONTROL_TOKEN).start()
+    recorder = make_server(tmp_path / "recorder", responses=LOCAL_RESPONSES, MOCKLLM_CONTROL_TOKEN=CONTROL_TOKEN,
+                           MOCKLLM_UPSTREAM_OPENAI=upstream.url).start()  # MOCKLLM_RECORD stays off
+    auth = {"Authorization": f"Bearer {CONTROL_TOKEN}"}
+
+    def ask(test_id: str = "", **headers: str) -> str:
+        if test_id:
+            headers["X-Mock-Test-Id"] = test_id
+        answer = httpx.post(f"{recorder.url}/v1/chat/completions", headers=headers, timeout=30, json={
+            "model": "gpt-4o", "messages": [{"role": "user", "content": "What is the capital of France?"}]})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["choices"][0]["message"]["content"]
+
+    try:
+        # No header turns recording on or chooses the upstream.
+        assert ask(**{"X-Mock-Record": "all", "X-Mock-Upstream": upstream.url}) == DEFAULT_ANSWER
+        mode = httpx.put(f"{recorder.url}/control/record", headers={**auth, "X-Mock-Test-Id": "run-a"},
+                         json={"mode": "miss"}, timeout=15)
+        assert mode.status_code == 200 and mode.json() == {"test_id": "run-a", "mode": "miss"}
+        assert httpx.get(f"{recorder.url}/control/record", params={"test_id": "run-b"}, headers=auth,
+                         timeout=15).json()["mode"] == "off"
+        assert ask("run-a") == "The capital of France is Paris."
+        assert ask("run-b") == DEFAULT_ANSWER
+        assert ask() == DEFAULT_ANSWER
+        assert settled_count(upstream, 1) == 1
+        with sqlite3.connect(recorder.sqlite_path) as db:
+            assert db.execute("select test_id from responses_app_cannedresponse where source = 'recorded'"
+                              ).fetchall() == [("run-a",)]
+        upstream.stop()
+        assert ask("run-a") == "The capital of France is Paris."  # replayed
+        assert ask("run-b") == DEFAULT_ANSWER
+        ended = httpx.delete(f"{recorder.url}/control/record", headers={**auth, "X-Mock-Test-Id": "run-a"}, timeout=15)
+        assert ended.json()["mode"] == "off"
+        assert ask("run-a") == "The capital of France is Paris."  # recordings replay with recording off
+        bad = httpx.put(f"{recorder.url}/control/record", headers=auth, json={"mode": "miss"}, timeout=15)
+        assert bad.status_code == 400 and bad.json()["error"]["param"] == "test_id"
+    finally:
+        recorder.stop(wait=False)
+        upstream.stop(wait=False)
