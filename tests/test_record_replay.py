@@ -488,3 +488,48 @@ def test_a_test_run_put_into_record_mode_records_into_its_own_set_only(tmp_path)
     finally:
         recorder.stop(wait=False)
         upstream.stop(wait=False)
+
+
+@pytest.mark.slow
+def test_recordings_exported_as_a_responses_file_replay_elsewhere_and_driftcheck_reports_shape_changes(pair, tmp_path):
+    upstream, recorder = pair
+    oai = openai_client(recorder)
+    weather = [{"role": "user", "content": "what's the weather?"}]
+    tools = [{"type": "function", "function": {"name": "get_weather"}}]
+    oai.chat.completions.create(model="gpt-4o", messages=weather, tools=tools)
+    capital = oai.chat.completions.create(model="gpt-4o", messages=[
+        {"role": "user", "content": "What is the capital of France?"}]).choices[0].message.content
+    with anthropic_client(recorder).messages.stream(model="claude-haiku-4-5", max_tokens=50, messages=[
+            {"role": "user", "content": "tell me a story"}]) as events:
+        story = events.get_final_text()
+    settled_count(upstream, 3)
+
+    unchanged = recorder.manage("driftcheck", check=False)
+    assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
+    assert "3 recordings checked, 0 drifted" in unchanged.stdout
+
+    exported = recorder.manage("dumpresponses", "--recordings").stdout
+    assert exported.count("recorded: ") == 3 and "get_weather" in exported
+    replayer = make_server(tmp_path / "ci", responses=exported).start()  # recording off, no upstream
+    try:
+        oai_ci = openai_client(replayer)
+        call = oai_ci.chat.completions.create(model="gpt-4o", messages=weather, tools=tools).choices[0]
+        assert call.message.tool_calls[0].function.name == "get_weather"
+        assert oai_ci.chat.completions.create(model="gpt-4o", messages=[
+            {"role": "user", "content": "What is the capital of France?"}]).choices[0].message.content == capital
+        assert anthropic_client(replayer).messages.create(model="claude-haiku-4-5", max_tokens=50, messages=[
+            {"role": "user", "content": "tell me a story"}]).content[0].text == story
+    finally:
+        replayer.stop(wait=False)
+
+    upstream.responses_file.write_text(UPSTREAM_RESPONSES.replace(
+        "tool_calls: [{name: get_weather, arguments: {city: Paris}}]",
+        "tool_calls: [{name: get_forecast, arguments: {city: Paris}}]").replace(
+        '"The capital of France is Paris."', '"Paris, of course."'))  # a new text is not drift
+    upstream.manage("loadresponses", str(upstream.responses_file))
+    wait_for(lambda: "get_forecast" in httpx.post(f"{upstream.url}/v1/chat/completions", timeout=15, json={
+        "model": "gpt-4o", "messages": weather}).text)
+    drifted = recorder.manage("driftcheck", check=False)
+    assert drifted.returncode == 1, drifted.stdout + drifted.stderr
+    assert "tools called: get_weather -> get_forecast" in drifted.stdout
+    assert "3 recordings checked, 1 drifted" in drifted.stdout
