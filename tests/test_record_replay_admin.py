@@ -1,11 +1,16 @@
 """Reviewing recordings in the admin: marked recorded and unreviewed, a filter, an approve action, the raw
 exchange shown read-only; and recordings held apart in the index, after every hand-written entry."""
+import json
+
 import pytest
 from django.contrib.auth.models import User
 
 from responses_app.canned import recordings
+from responses_app.canned.entries import parse_entry
 from responses_app.canned.index import canned_index
+from responses_app.canned.matching import Entry, Match
 from responses_app.models import CannedResponse
+from responses_app.providers import anthropic_messages
 
 from .support import ask
 
@@ -80,3 +85,23 @@ def test_the_fingerprint_ignores_volatile_values_and_tells_conversations_apart()
     assert recordings.fingerprint("/v1/messages", thinking) == recordings.fingerprint(
         "/v1/messages", {**thinking, "messages": [{"role": "assistant", "content": [
             {"type": "thinking", "thinking": "hmm", "signature": "sig-B"}]}]})
+
+
+def test_a_recorded_thinking_signature_is_answered_as_recorded():
+    reply = recordings.reply_of("messages", json.dumps({"content": [
+        {"type": "thinking", "thinking": "Consider it.", "signature": "EqQBCkgIAhABGAIiQL-recorded"},
+        {"type": "text", "text": "Done."}], "stop_reason": "end_turn",
+        "usage": {"input_tokens": 5, "output_tokens": 3}}).encode())
+    prompt, answer, options = parse_entry(recordings.answer_entry("d" * 64, "think", "recorded", reply))
+    entry = Entry.build(1, prompt, answer, options, 0)
+    parsed = anthropic_messages.parse({"model": "claude-haiku-4-5", "max_tokens": 2000,
+                                       "thinking": {"type": "enabled", "budget_tokens": 1024},
+                                       "messages": [{"role": "user", "content": "think"}]})
+    body = json.loads(anthropic_messages.render_json(parsed, Match(entry, entry.replies[0], "recorded"),
+                                                     anthropic_messages.new_ids()))
+    assert body["content"][0] == {"type": "thinking", "thinking": "Consider it.",
+                                  "signature": "EqQBCkgIAhABGAIiQL-recorded"}
+    assert body["content"][1]["text"] == "Done." and body["usage"]["output_tokens"] == 3
+    stream = b"".join(anthropic_messages.render_stream(parsed, Match(entry, entry.replies[0], "recorded"),
+                                                       anthropic_messages.new_ids()))
+    assert b'"signature":"EqQBCkgIAhABGAIiQL-recorded"' in stream
