@@ -21,6 +21,7 @@ kinds (answers, embeddings, token counts) share one request's state, kept in one
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -57,6 +58,10 @@ PASSED_BACK = ("retry-after", "retry-after-ms", "x-should-retry")
 PASSED_BACK_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
 _background: set[asyncio.Task] = set()  # saves that must finish even when the client goes away
 _flights: dict[tuple, asyncio.Future] = {}  # the upstream call under way, per (set, fingerprint)
+# Calls just recorded: a request that missed before the recording was in the index, but got here after
+# the call ended, is answered from it too (seconds since, outcome).
+_recent: dict[tuple, tuple[float, Recorded]] = {}
+RECENT_SECONDS = 5.0
 _clients: dict[int, httpx.AsyncClient] = {}  # one connection pool per event loop
 
 
@@ -109,6 +114,7 @@ def after_find(request: HttpRequest, provider: Any, parsed: ChatRequest, index: 
     target = upstream_of(provider)
     if mode == "off" or target is None:
         return match, None
+    record.match = dataclasses.replace(match, rule="upstream")  # the journal and log say where it went
     return match, UpstreamResponse(Forward(request, record, provider, parsed.endpoint, fp, _set_key(record),
                                            *target, parsed=parsed))
 
@@ -271,6 +277,10 @@ class Forward:
         if waiting is not None:
             self.record.notes["upstream"] = "waited"
             return self.answer_with(response, await asyncio.shield(waiting))
+        recent = _recent.get(flight)
+        if recent is not None and time.monotonic() - recent[0] < RECENT_SECONDS:
+            self.record.notes["upstream"] = "waited"
+            return self.answer_with(response, recent[1])
         future = _flights[flight] = asyncio.get_running_loop().create_future()
         try:
             return await self.lead(response, future)
@@ -281,6 +291,12 @@ class Forward:
     def settle(self, future: asyncio.Future, outcome: Recorded | PassedThrough | None) -> None:
         if _flights.get((self.set_key, self.fp)) is future:
             del _flights[(self.set_key, self.fp)]
+        if isinstance(outcome, Recorded) and not future.done():
+            now = time.monotonic()
+            if len(_recent) > 1000:
+                for key in [key for key, (at, _) in _recent.items() if now - at >= RECENT_SECONDS]:
+                    del _recent[key]
+            _recent[(self.set_key, self.fp)] = (now, outcome)
         if not future.done():
             future.set_result(outcome)
 
