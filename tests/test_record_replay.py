@@ -533,3 +533,20 @@ def test_recordings_exported_as_a_responses_file_replay_elsewhere_and_driftcheck
     assert drifted.returncode == 1, drifted.stdout + drifted.stderr
     assert "tools called: get_weather -> get_forecast" in drifted.stdout
     assert "3 recordings checked, 1 drifted" in drifted.stdout
+
+
+def test_record_all_forwards_every_request_and_replaces_its_recording(tmp_path):
+    upstream = make_server(tmp_path / "upstream", responses=UPSTREAM_RESPONSES,
+                           MOCKLLM_CONTROL_TOKEN=CONTROL_TOKEN).start()
+    recorder = make_server(tmp_path / "recorder", responses=LOCAL_RESPONSES, MOCKLLM_RECORD="all",
+                           MOCKLLM_UPSTREAM_OPENAI=upstream.url).start()
+    try:
+        for attempt in (1, 2):
+            answer = httpx.post(f"{recorder.url}/v1/chat/completions", timeout=30, json={
+                "model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}]})
+            assert answer.json()["choices"][0]["message"]["content"] == "Hello from upstream."  # not hand-written
+            assert settled_count(upstream, attempt) == attempt
+        wait_for(lambda: recorded_rows(recorder) == [("hello", "Hello from upstream.")])
+    finally:
+        recorder.stop(wait=False)
+        upstream.stop(wait=False)

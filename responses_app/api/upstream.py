@@ -116,7 +116,7 @@ def after_find(request: HttpRequest, provider: Any, parsed: ChatRequest, index: 
         return match, None
     record.match = dataclasses.replace(match, rule="upstream")  # the journal and log say where it went
     return match, UpstreamResponse(Forward(request, record, provider, parsed.endpoint, fp, _set_key(record),
-                                           *target, parsed=parsed))
+                                           *target, parsed=parsed, mode=mode))
 
 
 def embeddings(request: HttpRequest, parsed: openai_embeddings.EmbeddingsRequest,
@@ -143,7 +143,7 @@ def embeddings(request: HttpRequest, parsed: openai_embeddings.EmbeddingsRequest
         return found
     return UpstreamResponse(Forward(request, record, openai_embeddings, "embeddings",
                                     recordings.fingerprint(request.path, body), _set_key(record),
-                                    *upstream_of(openai_embeddings), embeddings=parsed))
+                                    *upstream_of(openai_embeddings), embeddings=parsed, mode=mode))
 
 
 def count_tokens(request: HttpRequest, provider: Any, parsed: ChatRequest, index: CannedIndex) -> HttpResponseBase | None:
@@ -159,7 +159,7 @@ def count_tokens(request: HttpRequest, provider: Any, parsed: ChatRequest, index
     if mode == "off" or upstream_of(provider) is None:
         return None
     return UpstreamResponse(Forward(request, record, provider, "count_tokens", fp, _set_key(record),
-                                    *upstream_of(provider), parsed=parsed))
+                                    *upstream_of(provider), parsed=parsed, mode=mode))
 
 
 def _count_body(entry: Entry, parsed: ChatRequest) -> bytes:
@@ -265,6 +265,7 @@ class Forward:
     key: str
     parsed: ChatRequest | None = None
     embeddings: openai_embeddings.EmbeddingsRequest | None = None
+    mode: str = "miss"
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -277,7 +278,7 @@ class Forward:
         if waiting is not None:
             self.record.notes["upstream"] = "waited"
             return self.answer_with(response, await asyncio.shield(waiting))
-        recent = _recent.get(flight)
+        recent = _recent.get(flight) if self.mode == "miss" else None  # "all" asks upstream every time
         if recent is not None and time.monotonic() - recent[0] < RECENT_SECONDS:
             self.record.notes["upstream"] = "waited"
             return self.answer_with(response, recent[1])
