@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -338,7 +339,6 @@ class HandMadeUpstream:
 
             def do_POST(self) -> None:
                 import gzip
-                import time
 
                 owner.accept_encodings.append(self.headers.get("accept-encoding", ""))
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
@@ -401,8 +401,6 @@ def recorded_rows(recorder) -> list[tuple]:
 
 def stream_chat(recorder, prompt: str, *, stop_at_done: bool = False) -> tuple[list[float], str]:
     """When each piece of a streamed answer arrived (monotonic seconds), and its text."""
-    import time
-
     arrivals, text = [], []
     with httpx.stream("POST", f"{recorder.url}/v1/chat/completions", timeout=30, json={
             "model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": prompt}]}) as answer:
@@ -426,6 +424,22 @@ def test_a_stream_the_upstream_breaks_reaches_the_client_broken_and_records_noth
     assert text == "First words, last words."
     assert arrivals[-1] - arrivals[0] > 1.0
     wait_for(lambda: recorded_rows(recorder) == [("slow", "First words, last words.")])
+    with sqlite3.connect(recorder.sqlite_path) as db:
+        [options] = db.execute("select options from responses_app_cannedresponse where source = 'recorded'"
+                               ).fetchone()
+    timing = json.loads(options)["recorded_timing"]
+    assert 0 < timing["characters_per_second"] < 24 / 1.5  # 24 characters over the 2 s the stream took
+    _, text = stream_chat(recorder, "slow")  # a replay, at the canned pace: none asked for
+    assert text == "First words, last words."
+    started = time.monotonic()
+    with httpx.stream("POST", f"{recorder.url}/v1/chat/completions", timeout=30,
+                      headers={"X-Mock-Timing": "recorded"}, json={
+                          "model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "slow"}]}
+                      ) as paced:
+        assert paced.status_code == 200 and paced.headers["x-mockllm-match"].isdigit()
+        body = "".join(paced.iter_text())
+    assert time.monotonic() - started > 1.2  # at the recorded pace
+    assert "data: [DONE]" in body
 
 
 @pytest.mark.slow

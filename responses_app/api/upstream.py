@@ -102,12 +102,17 @@ def after_find(request: HttpRequest, provider: Any, parsed: ChatRequest, index: 
     answers a request they missed), or the response that forwards the request upstream."""
     record = record_of(request)
     mode = record_mode(index, record.client.test_id)
+    as_recorded = request.META.get("HTTP_X_MOCK_TIMING", "").strip().lower() == "recorded"
+    if as_recorded:  # a recording's own pace, not a timing the fault headers parse
+        del request.META["HTTP_X_MOCK_TIMING"]
     if (match.entry is not None and mode != "all") or (mode == "off" and not index.has_recordings):
         return match, None
     fp = recordings.fingerprint(request.path, _body(request))
     if mode != "all":
         entry = index.recording_for(fp, record.client.scenario, record.client.test_id)
         if entry is not None:
+            if as_recorded and entry.recorded_timing:
+                entry = dataclasses.replace(entry, faults={**(entry.faults or {}), "timing": entry.recorded_timing})
             replayed = Match(entry, entry.replies[0], "recorded")
             record.match, record.output_tokens = replayed, replayed.output_tokens
             return replayed, None
@@ -424,7 +429,9 @@ class Forward:
         else:
             reply = recordings.reply_of(self.kind, body, events or ())
         prompt = self.parsed.prompt if self.parsed else ""
-        return [recordings.Recording(prompt, recordings.answer_entry(self.fp, prompt, name, reply), exchange)]
+        timing = recordings.recorded_timing(reply, exchange["ttft_ms"], times[-1] - times[0] if events else 0.0)
+        return [recordings.Recording(prompt, recordings.answer_entry(self.fp, prompt, name, reply, timing),
+                                     exchange)]
 
     def unreachable(self, what: str) -> PassedThrough:
         message = f"The upstream API at {self.host} {what}; the request was not recorded."

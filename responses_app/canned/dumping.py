@@ -27,7 +27,7 @@ from responses_app.models import CannedResponse, ResponseSet, Source
 
 Row = tuple[str, str, dict[str, Any]]  # (prompt, answer, options) as parse_entry gives them
 # The order an entry's fields are written in: what it matches, the restrictions, then what it answers.
-FIELD_ORDER = ("match", "model", "provider", "tool", "has_tool_result", "priority", "name", "recorded", "response",
+FIELD_ORDER = ("match", "model", "provider", "tool", "has_tool_result", "priority", "name", "recorded", "recorded_timing", "response",
                "turns",
                "embedding", "error", "timing", "stream_error")
 # Characters a literal block (`|`) would not give back as written: YAML reads them as line breaks.
@@ -185,7 +185,7 @@ def entry_document(prompt: str, answer: str, options: dict[str, Any], *, literal
         spec["turns"] = [_reply(turn, literal, turn=True) for turn in spec["turns"]]
     if "embedding" in spec:
         spec["embedding"] = _FlowList(spec["embedding"])
-    for key in ("error", "timing", "stream_error"):
+    for key in ("error", "timing", "stream_error", "recorded_timing"):
         if key in spec:
             spec[key] = _Flow(spec[key])
     ordered = {key: spec[key] for key in FIELD_ORDER if key in spec}

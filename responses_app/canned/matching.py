@@ -83,6 +83,7 @@ class Entry:
     regex: Any = field(default=None, compare=False)
     faults: dict[str, Any] | None = None  # the entry's error, timing and stream_error options
     recorded: str | None = None  # a recording's request fingerprint: found by it alone (canned/recordings.py)
+    recorded_timing: dict[str, Any] | None = None  # a recording's own pace, when a request asks for it
 
     @classmethod
     def build(cls, id: int, prompt: str, answer: str, options: dict[str, Any], position: int) -> Entry:
@@ -103,7 +104,7 @@ class Entry:
             embedding=tuple(options["embedding"]) if "embedding" in options else None,
             key=key, regex=re2.compile(prompt) if kind == "regex" else None,
             faults={k: options[k] for k in ("error", "timing", "stream_error") if k in options} or None,
-            recorded=options.get("recorded"),
+            recorded=options.get("recorded"), recorded_timing=options.get("recorded_timing"),
         )
 
     @property

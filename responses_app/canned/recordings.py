@@ -12,6 +12,9 @@ and consults them only after every hand-written entry missed (matching.SetIndex.
 This module turns an upstream answer (a JSON body, or a stream's events) into such an entry, and
 writes it with its raw exchange (models.RecordedExchange). It knows nothing of HTTP or the request
 path (api/upstream.py forwards and calls it).
+
+Longer than 350 lines: reading each endpoint's answer, JSON and streamed, is one table of small readers
+that belong together.
 """
 from __future__ import annotations
 
@@ -307,8 +310,25 @@ class Recording:
     exchange: dict[str, Any] | None  # RecordedExchange's fields; None for the second and later texts of a batch
 
 
-def answer_entry(fp: str, prompt: str, name: str, reply: dict[str, Any]) -> dict[str, Any]:
-    return {"match": prompt.strip() or "(no user text)", "recorded": fp, "name": name, "response": reply}
+def answer_entry(fp: str, prompt: str, name: str, reply: dict[str, Any],
+                 timing: dict[str, Any] | None = None) -> dict[str, Any]:
+    entry = {"match": prompt.strip() or "(no user text)", "recorded": fp, "name": name, "response": reply}
+    if timing:
+        entry["recorded_timing"] = timing
+    return entry
+
+
+def recorded_timing(reply: dict[str, Any], ttft_ms: float | None, stream_seconds: float) -> dict[str, Any]:
+    """The pace a replay takes when asked for the recorded timing: the time to the first event, then the
+    answer's characters spread over the time the stream took after it."""
+    timing: dict[str, Any] = {}
+    if ttft_ms is not None:
+        timing["ttft_ms"] = round(ttft_ms, 1)
+    characters = len(reply.get("text") or "") + sum(len(call.get("arguments") or "") for call in
+                                                     reply.get("tool_calls") or ())
+    if stream_seconds > 0.05 and characters:
+        timing["characters_per_second"] = round(characters / stream_seconds, 3)
+    return timing
 
 
 def embedding_entry(fp: str, text: str, name: str, vector: list[float]) -> dict[str, Any]:
