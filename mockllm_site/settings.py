@@ -279,6 +279,23 @@ MOCKLLM_STALL_SECONDS = env_float("MOCKLLM_STALL_SECONDS", 300.0, minimum=0.0)
 # How often each server process checks whether the canned set changed in another process.
 MOCKLLM_INDEX_POLL_SECONDS = env_float("MOCKLLM_INDEX_POLL_SECONDS", 0.25, minimum=0.01)
 
+# Record and replay (docs/record-and-replay.md): off; miss (a request no entry answers goes upstream once
+# and is recorded); all (every request goes upstream and is recorded again).
+MOCKLLM_RECORD = env_str("MOCKLLM_RECORD", "off").strip().lower()
+if MOCKLLM_RECORD not in ("off", "miss", "all"):
+    raise ImproperlyConfigured(f"MOCKLLM_RECORD={MOCKLLM_RECORD!r} must be off, miss or all")
+MOCKLLM_UPSTREAM_OPENAI = env_str("MOCKLLM_UPSTREAM_OPENAI", "https://api.openai.com").rstrip("/")
+MOCKLLM_UPSTREAM_ANTHROPIC = env_str("MOCKLLM_UPSTREAM_ANTHROPIC", "https://api.anthropic.com").rstrip("/")
+for _name, _url in (("MOCKLLM_UPSTREAM_OPENAI", MOCKLLM_UPSTREAM_OPENAI),
+                    ("MOCKLLM_UPSTREAM_ANTHROPIC", MOCKLLM_UPSTREAM_ANTHROPIC)):
+    if not _url.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"{_name}={_url!r} must be an http:// or https:// URL")
+# Keys that replace the client's own when a request is forwarded upstream (never stored or logged).
+MOCKLLM_UPSTREAM_OPENAI_KEY = env_str("MOCKLLM_UPSTREAM_OPENAI_KEY", "")
+MOCKLLM_UPSTREAM_ANTHROPIC_KEY = env_str("MOCKLLM_UPSTREAM_ANTHROPIC_KEY", "")
+# The longest a forwarded request waits for the upstream's next bytes.
+MOCKLLM_UPSTREAM_TIMEOUT_SECONDS = env_float("MOCKLLM_UPSTREAM_TIMEOUT_SECONDS", 600.0, minimum=1.0)
+
 # Require an API key (created in the admin) on /v1/. Off: any key, or none, is accepted.
 MOCKLLM_REQUIRE_API_KEY = env_bool("MOCKLLM_REQUIRE_API_KEY", False)
 

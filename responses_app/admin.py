@@ -9,14 +9,23 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 from django.utils.http import urlencode
 
 from responses_app.canned.index import canned_index
-from responses_app.models import ApiKey, CannedResponse, JournalEntry, ResponseSet, SetVersion, Source
+from responses_app.models import (
+    ApiKey,
+    CannedResponse,
+    JournalEntry,
+    RecordedExchange,
+    ResponseSet,
+    SetVersion,
+    Source,
+)
 from responses_app.providers import anthropic_messages as anthropic
 from responses_app.providers import openai_chat as openai
 from responses_app.providers import openai_responses as responses
@@ -45,7 +54,7 @@ class CannedResponseForm(forms.ModelForm):
 
     class Meta:
         model = CannedResponse
-        fields = ("prompt", "answer", "options", "scenario", "test_id")
+        fields = ("prompt", "answer", "options", "scenario", "test_id", "reviewed")
 
     def clean_options(self) -> Any:
         return self.cleaned_data.get("options") or {}
@@ -57,21 +66,78 @@ class TryRequestForm(forms.Form):
                            help_text="A request body exactly as your client would send it.")
 
 
+RECORDED = Q(options__has_key="recorded")
+
+
+class RecordingFilter(admin.SimpleListFilter):
+    """Recordings (record and replay) not yet reviewed, reviewed, or hand-written entries."""
+
+    title = "recording"
+    parameter_name = "recording"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("unreviewed", "recorded, not reviewed"), ("reviewed", "recorded, reviewed"),
+                ("no", "hand-written")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        if self.value() == "unreviewed":
+            return queryset.filter(RECORDED, reviewed=False)
+        if self.value() == "reviewed":
+            return queryset.filter(RECORDED, reviewed=True)
+        if self.value() == "no":
+            return queryset.exclude(RECORDED)
+        return queryset
+
+
 @admin.register(CannedResponse)
 class CannedResponseAdmin(admin.ModelAdmin):
     form = CannedResponseForm
-    list_display = ("short_prompt", "match_rule", "short_answer", "scenario", "source", "differs_from_file",
-                    "updated_at")
-    list_filter = ("source", "scenario", "source_file", "updated_at", ("test_id", admin.EmptyFieldListFilter))
+    list_display = ("short_prompt", "match_rule", "short_answer", "scenario", "source", "recording",
+                    "differs_from_file", "updated_at")
+    list_filter = (RecordingFilter, "source", "scenario", "source_file", "updated_at",
+                   ("test_id", admin.EmptyFieldListFilter))
     search_fields = ("prompt", "answer")
-    readonly_fields = ("source", "source_file", "file_answer", "position", "created_at", "updated_at")
+    readonly_fields = ("source", "source_file", "file_answer", "position", "created_at", "updated_at",
+                       "recorded_exchange")
     fieldsets = (
         (None, {"fields": ("prompt", "answer", "options")}),
         ("Which requests see it", {"fields": ("scenario", "test_id")}),
         ("Where it came from", {"fields": ("source", "source_file", "file_answer", "position", "created_at",
                                            "updated_at")}),
+        ("Recording", {"fields": ("reviewed", "recorded_exchange"),
+                       "description": "What the upstream API answered when this entry was recorded (read-only); "
+                                      "the entry above is what replays."}),
     )
     list_per_page = 50
+    actions = ["approve_recordings"]
+
+    @admin.action(description="Approve the selected recordings (mark them reviewed)")
+    def approve_recordings(self, request: HttpRequest, queryset: QuerySet) -> None:
+        approved = queryset.filter(RECORDED, reviewed=False).update(reviewed=True)
+        self.message_user(request, f"{approved} recording{'s' if approved != 1 else ''} approved.", messages.SUCCESS)
+
+    @admin.display(description="recording")
+    def recording(self, obj: CannedResponse) -> str:
+        if not obj.recorded:
+            return ""
+        return "recorded" if obj.reviewed else "recorded, not reviewed"
+
+    @admin.display(description="recorded exchange")
+    def recorded_exchange(self, obj: CannedResponse) -> str:
+        exchange = RecordedExchange.objects.filter(entry_id=obj.pk).first() if obj.pk else None
+        if exchange is None:
+            return "(none)" if not obj.recorded else "(kept with the first text of its batch)"
+        head = (f"{exchange.method} {exchange.upstream}{exchange.path}  ->  {exchange.status}"
+                f"{' (streamed)' if exchange.streamed else ''}\n"
+                f"time to first event: {exchange.ttft_ms} ms; total {exchange.duration_ms} ms; "
+                f"{len(exchange.gaps_ms)} gaps between events, longest "
+                f"{max(exchange.gaps_ms, default=0)} ms; recorded {exchange.recorded_at:%Y-%m-%d %H:%M:%S %Z}")
+        parts = [head, "request headers: " + json.dumps(exchange.request_headers, ensure_ascii=False),
+                 "request body:\n" + exchange.request_body[:20_000],
+                 "response headers: " + json.dumps(exchange.response_headers, ensure_ascii=False),
+                 "response body:\n" + exchange.response_body[:50_000]]
+        return format_html('<pre class="recorded-exchange" style="white-space: pre-wrap; max-height: 40em; '
+                           'overflow: auto">{}</pre>', "\n\n".join(parts))
 
     @admin.display(description="match")
     def match_rule(self, obj: CannedResponse) -> str:

@@ -1,4 +1,7 @@
-"""The canned set: one row per prompt, plus one row for the set as a whole."""
+"""The canned set: one row per prompt, plus one row for the set as a whole.
+
+Longer than 350 lines: every model of the one app lives here (Django's migrations and admin expect that).
+"""
 from __future__ import annotations
 
 import hashlib
@@ -46,6 +49,7 @@ class CannedResponseQuerySet(models.QuerySet):
 class Source(models.TextChoices):
     FILE = "file", "responses file"
     ADMIN = "admin", "admin"
+    RECORDED = "recorded", "recorded"
 
 
 class CannedResponse(models.Model):
@@ -94,6 +98,9 @@ class CannedResponse(models.Model):
         max_length=200, blank=True, default="",
         help_text="Only requests sending this `X-Mock-Test-Id` see this entry (set by the control API for one "
         "test run); blank for everyone.",
+    )
+    reviewed = models.BooleanField(
+        default=True, help_text="False for a recording nobody has approved yet (see Record and replay).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -145,6 +152,10 @@ class CannedResponse(models.Model):
 
     def delete(self, *args, **kwargs):
         return CannedResponse.objects.filter(pk=self.pk).delete()
+
+    @property
+    def recorded(self) -> bool:
+        return "recorded" in (self.options or {})
 
     @property
     def conflicts_with_file(self) -> bool:
@@ -246,6 +257,58 @@ class SetVersion(models.Model):
                                              rebuild_from=version)], ignore_conflicts=True)  # a new set: read whole
                 cls.objects.filter(scenario=scenario, test_id=test_id).update(**changes)
         transaction.on_commit(lambda: sets_changed.send(sender=cls))
+
+
+class RecordedExchange(models.Model):
+    """What the upstream API answered when a recording was made, kept beside its entry for reference
+    (read-only in the admin): the request as forwarded, secrets left out, and the answer as it arrived,
+    with its timing. The entry, not this, is what replays."""
+
+    entry = models.OneToOneField(CannedResponse, on_delete=models.CASCADE, related_name="exchange")
+    fingerprint = models.CharField(max_length=64, help_text="The request's fingerprint (the entry's `recorded`).")
+    upstream = models.CharField(max_length=300, help_text="The upstream base URL the request went to.")
+    method = models.CharField(max_length=10, default="POST")
+    path = models.CharField(max_length=300)
+    request_headers = models.JSONField(default=dict, blank=True, help_text="The headers forwarded, without "
+                                       "credentials.")
+    request_body = models.TextField(blank=True)
+    status = models.PositiveSmallIntegerField(default=200)
+    response_headers = models.JSONField(default=dict, blank=True)
+    response_body = models.TextField(blank=True, help_text="The JSON body, or the stream's events as sent.")
+    streamed = models.BooleanField(default=False)
+    ttft_ms = models.FloatField(null=True, blank=True, help_text="From sending the request to the first event.")
+    gaps_ms = models.JSONField(default=list, blank=True, help_text="The time between one event and the next.")
+    duration_ms = models.FloatField(default=0)
+    recorded_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "recorded exchange"
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.upstream}{self.path} {self.status}"
+
+
+class RecordingRun(models.Model):
+    """A test run (X-Mock-Test-Id) put into record mode through the control API: its misses (or all its
+    requests) go upstream and are recorded into its own set."""
+
+    test_id = models.CharField(max_length=200, unique=True)
+    mode = models.CharField(max_length=8, help_text="miss or all")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.test_id}: record {self.mode}"
+
+    def save(self, *args, **kwargs) -> None:
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            SetVersion.bump(())
+
+    def delete(self, *args, **kwargs):
+        with transaction.atomic():
+            result = super().delete(*args, **kwargs)
+            SetVersion.bump(())
+        return result
 
 
 def hash_api_key(key: str) -> str:

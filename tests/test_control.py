@@ -97,7 +97,8 @@ def test_unknown_urls_get_json_and_the_openapi_description_lists_every_endpoint(
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_url"
     spec = control(srv, "GET", "openapi.json", token=None).json()
     assert spec["openapi"].startswith("3.")
-    assert set(spec["paths"]) == {"/control/journal", "/control/responses", "/control/responses/{id}"}
+    assert set(spec["paths"]) == {"/control/journal", "/control/responses", "/control/responses/{id}",
+                                  "/control/record"}
     assert set(spec["paths"]["/control/journal"]) == {"get", "delete"}
     assert set(spec["paths"]["/control/responses"]) == {"get", "post", "delete"}
 

@@ -341,6 +341,12 @@ NOT_RUNNABLE = {
                            "print(secrets.token_urlsafe(60))')\""):
         "needs PostgreSQL and Redis hosts and serves in the background; test_security.py runs its check --deploy "
         "and test_shared_deployment.py its uvicorn command",
+    ("docs/record-and-replay.md", "export MOCKLLM_RECORD=miss"):
+        "forwards to the real provider APIs, which tests cannot reach, and serves until stopped; "
+        "tests/test_record_replay.py records the same way with a second server as the upstream",
+    ("docs/record-and-replay.md", "python manage.py driftcheck"):
+        "needs an upstream API; tests/test_record_replay.py runs driftcheck against a second server before and "
+        "after its answers change shape",
 }
 RUN: set[tuple[str, str]] = set()
 
@@ -568,3 +574,45 @@ def test_the_layout_in_the_architecture_page_is_the_code_s(block):
     modules = {str(path.relative_to(ROOT)) for path in (ROOT / "responses_app").rglob("*.py")
                if path.name != "__init__.py" and not {"migrations", "management"} & set(path.parts)}
     assert modules - named == set(), "modules the layout does not name"
+
+
+RECORDING = """responses:
+  - match: "What is the capital of France?"
+    recorded: 3f1d0c5e9a7b4c2d8e6f1a0b9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d
+    name: recorded chat gpt-4o
+    response:
+      text: "The capital of France is Paris."
+      finish_reason: stop
+      usage: {input_tokens: 14, output_tokens: 8}
+"""
+
+
+@runs(("docs/record-and-replay.md", 'curl -X PUT localhost:8000/control/record -H "Authorization: Bearer $TOKEN"'))
+def test_the_record_mode_example(examples_server, tmp_path, block):
+    outputs = curl_outputs(run_bash(block, cwd=tmp_path, port=examples_server.port, TOKEN=CONTROL_TOKEN_FOR_EXAMPLES))
+    said = re.findall(r"^# (\{.*\})$", block, re.M)
+    assert [json.loads(output) for output in outputs] == [json.loads(line) for line in said]
+
+
+@runs(("docs/record-and-replay.md", "python manage.py dumpresponses --recordings --output recordings.yml"))
+def test_the_recordings_export_example(tmp_path, database, block):
+    (tmp_path / "responses.yml").write_text('responses:\n  - match: "hello"\n    response: "Hello!"\n'
+                                            + RECORDING.split("responses:\n")[1])
+    manage({**os.environ, **database}, "loadresponses")
+    result = run_bash(block, cwd=tmp_path, **database)
+    assert re.search(r"^# Wrote \d+ responses to /path/recordings.yml$", block, re.M)
+    assert result.stderr.strip() == f"Wrote 1 response to {tmp_path / 'recordings.yml'}"
+    exported = parse_responses((tmp_path / "recordings.yml").read_text())
+    assert [entry.options["recorded"] for entry in exported.entries] == [RECORDING.split("recorded: ")[1][:64]]
+    assert exported.unknown_response is None and exported.settings is None
+
+
+@runs(("docs/record-and-replay.md", "export MOCKLLM_RESPONSES_FILE=responses.yml:recordings.yml"))
+def test_the_replay_in_ci_example(tmp_path, database, block):
+    (tmp_path / "responses.yml").write_text('responses:\n  "hello": "Hello!"\n')
+    (tmp_path / "recordings.yml").write_text(RECORDING)
+    run_bash(block, cwd=tmp_path, **database)
+    with sqlite3.connect(tmp_path / "db.sqlite3") as db:
+        rows = dict(db.execute("SELECT prompt, options FROM responses_app_cannedresponse").fetchall())
+    assert set(rows) == {"hello", "What is the capital of France?"}
+    assert json.loads(rows["What is the capital of France?"])["recorded"].startswith("3f1d0c5e")

@@ -6,7 +6,7 @@ import logging
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 
-from responses_app.api import faults
+from responses_app.api import faults, upstream
 from responses_app.api.errors import add_rate_limit_headers
 from responses_app.api.faults import Plan
 from responses_app.api.record import RequestRecord, record_of
@@ -26,6 +26,9 @@ def answer(request: HttpRequest, provider: Provider, parsed: ChatRequest) -> Htt
     record = record_of(request)
     index = canned_index.current()
     match = find(record, index, parsed)
+    match, forwarded = upstream.after_find(request, provider, parsed, index, match)  # record and replay
+    if forwarded is not None:
+        return forwarded
     plan = faults.decide(request, record, match, index.settings)
     if plan.refusal is not None:
         return plan.refusal

@@ -88,6 +88,9 @@ class APIHandler(ASGIHandler):
         async def send_later() -> None:
             if hold:
                 await asyncio.sleep(hold)
+            prepare = getattr(response, "prepare", None)  # api/upstream.py: status known once upstream answers
+            if prepare is not None:
+                await prepare()
             await self.send_response(response, send)
 
         sender = asyncio.create_task(send_later())

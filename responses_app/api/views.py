@@ -7,7 +7,7 @@ from django.http import HttpResponse, HttpResponseBase
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from responses_app.api import threads
+from responses_app.api import threads, upstream
 from responses_app.api.answer import answer
 from responses_app.api.body import read_json_body
 from responses_app.api.record import record_of
@@ -48,7 +48,8 @@ class CountTokensView(ProviderView):
         parsed = self.provider.parse_count(read_json_body(request))
         record = record_of(request)
         record.endpoint, record.model = parsed.endpoint, parsed.model
-        return json_response(self.provider.count(parsed))
+        recorded = upstream.count_tokens(request._request, self.provider, parsed, canned_index.current())
+        return recorded if recorded is not None else json_response(self.provider.count(parsed))
 
 
 class EmbeddingsView(ProviderView):
@@ -62,7 +63,10 @@ class EmbeddingsView(ProviderView):
         record.endpoint, record.model = openai_embeddings.ENDPOINT, parsed.model
         index = canned_index.current()
         client = record.client
-        vectors = [list(index.embedding_for(text, client.scenario, client.test_id)
+        recorded = upstream.embeddings(request._request, parsed, index)
+        if isinstance(recorded, HttpResponseBase):
+            return recorded  # forwarded upstream to be recorded
+        vectors = [list(index.embedding_for(text, client.scenario, client.test_id) or recorded.get(text)
                         or openai_embeddings.vector_for(text, parsed.dimensions))
                    for text in parsed.inputs]
         return json_response(openai_embeddings.render_json(parsed, vectors))

@@ -66,6 +66,7 @@ class Reply:
     usage_overrides: Mapping[str, int] | None = None  # {"input_tokens": .., "output_tokens": ..}
     response_id: str | None = None
     created: int | None = None
+    signature: str | None = None  # the thinking's signature, when the entry fixes it (a recording does)
 
     @property
     def usage(self) -> Mapping[str, int]:

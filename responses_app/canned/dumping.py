@@ -27,7 +27,8 @@ from responses_app.models import CannedResponse, ResponseSet, Source
 
 Row = tuple[str, str, dict[str, Any]]  # (prompt, answer, options) as parse_entry gives them
 # The order an entry's fields are written in: what it matches, the restrictions, then what it answers.
-FIELD_ORDER = ("match", "model", "provider", "tool", "has_tool_result", "priority", "name", "response", "turns",
+FIELD_ORDER = ("match", "model", "provider", "tool", "has_tool_result", "priority", "name", "recorded", "recorded_timing", "response",
+               "turns",
                "embedding", "error", "timing", "stream_error")
 # Characters a literal block (`|`) would not give back as written: YAML reads them as line breaks.
 NOT_IN_LITERAL = frozenset("\r\x85\u2028\u2029")
@@ -184,7 +185,7 @@ def entry_document(prompt: str, answer: str, options: dict[str, Any], *, literal
         spec["turns"] = [_reply(turn, literal, turn=True) for turn in spec["turns"]]
     if "embedding" in spec:
         spec["embedding"] = _FlowList(spec["embedding"])
-    for key in ("error", "timing", "stream_error"):
+    for key in ("error", "timing", "stream_error", "recorded_timing"):
         if key in spec:
             spec[key] = _Flow(spec[key])
     ordered = {key: spec[key] for key in FIELD_ORDER if key in spec}
@@ -255,15 +256,19 @@ def _differences(parsed: ParsedResponses, rows: list[Row], unknown_response: str
     return changed, ""
 
 
-def dump_default_set(header: str = "") -> Dump:
+def dump_default_set(header: str = "", *, recordings_only: bool = False, test_id: str = "") -> Dump:
     """The default set as a responses file, read back and checked to load as the same set.
 
     Entries come in the order the server tries them among equal priorities (file order, then the admin's
-    rows), so loading the dump anywhere answers every request the same way. Raises DumpError.
+    rows), so loading the dump anywhere answers every request the same way. recordings_only: only the
+    recordings (record and replay), without the default answer and settings, as a file to load beside
+    the others; test_id: a test run's own entries instead of the default set's. Raises DumpError.
     """
     response_set = ResponseSet.get()
-    stored = CannedResponse.objects.filter(scenario="", test_id="").order_by("position", "id").values_list(
-        "prompt", "answer", "options", "source")
+    stored = CannedResponse.objects.filter(scenario="", test_id=test_id)
+    if recordings_only:
+        stored = stored.filter(options__has_key="recorded")
+    stored = stored.order_by("position", "id").values_list("prompt", "answer", "options", "source")
     rows: list[Row] = []
     from_admin = 0
     for prompt, answer, options, source in stored.iterator(chunk_size=2000):
@@ -272,8 +277,8 @@ def dump_default_set(header: str = "") -> Dump:
         except EntryError as exc:
             raise DumpError(f"the entry {_short(prompt)} has options no responses file can hold: {exc.message}") from None
         from_admin += source == Source.ADMIN
-    unknown_response = response_set.unknown_response
-    settings = dict(response_set.settings or {}) or None
+    unknown_response = None if recordings_only or test_id else response_set.unknown_response
+    settings = None if recordings_only or test_id else dict(response_set.settings or {}) or None
 
     literal: frozenset[int] = frozenset()
     problem = ""

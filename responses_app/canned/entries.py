@@ -13,6 +13,9 @@ An entry's stored form is a row: `prompt` (the text it matches), `answer` (the t
     turns: a list of full replies, one per conversation turn
     embedding: a fixed vector for /v1/embeddings
     error, timing, stream_error: failures and pacing for this entry (fault_schema.py)
+    recorded: the fingerprint of the request a recording answers (canned/recordings.py); such an entry
+              answers only that request, and only when no hand-written entry does
+    recorded_timing: a recording's own pace (a `timing`), used when a request sends X-Mock-Timing: recorded
 """
 from __future__ import annotations
 
@@ -32,11 +35,12 @@ FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
 STOP_REASONS = ("end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal",
                 "model_context_window_exceeded")
 ENTRY_KEYS = ("match", "response", "turns", "model", "provider", "tool", "has_tool_result", "priority", "name",
-              "embedding", "error", "timing", "stream_error")
+              "embedding", "error", "timing", "stream_error", "recorded", "recorded_timing")
 FAULT_KEYS = ("error", "timing", "stream_error")  # failures and timing on demand (fault_schema.py)
-RESPONSE_KEYS = ("text", "tool_calls", "thinking", "finish_reason", "stop_reason", "usage", "id", "created")
+RESPONSE_KEYS = ("text", "tool_calls", "thinking", "signature", "finish_reason", "stop_reason", "usage", "id",
+                 "created")
 # The options that decide what an entry matches: two entries may not agree on all of them.
-MATCH_OPTIONS = ("match", "on", "model", "provider", "tool", "has_tool_result")
+MATCH_OPTIONS = ("match", "on", "model", "provider", "tool", "has_tool_result", "recorded")
 
 
 def parse_match(value: Any) -> tuple[str, str, str]:
@@ -74,6 +78,8 @@ def parse_reply(value: Any, field: str) -> dict[str, Any]:
         reply["text"] = text(value["text"], f"{field}.text")
     if "thinking" in value:
         reply["thinking"] = text(value["thinking"], f"{field}.thinking")
+    if "signature" in value:
+        reply["signature"] = text(value["signature"], f"{field}.signature")
     if "tool_calls" in value:
         calls = value["tool_calls"]
         if not isinstance(calls, list) or not calls:
@@ -148,6 +154,10 @@ def parse_entry(entry: dict) -> tuple[str, str, dict[str, Any]]:
         if not isinstance(flag, bool):
             raise EntryError("has_tool_result", "`has_tool_result` must be true or false", line_of(entry["has_tool_result"]))
         options["has_tool_result"] = flag
+    if "recorded" in entry:
+        options["recorded"] = text(entry["recorded"], "recorded", allow_empty=False)
+    if "recorded_timing" in entry:
+        options["recorded_timing"] = parse_timing(entry["recorded_timing"], "recorded_timing")
     if "priority" in entry:
         options["priority"] = integer(entry["priority"], "priority")
     if "name" in entry:
@@ -183,7 +193,8 @@ def parse_entry(entry: dict) -> tuple[str, str, dict[str, Any]]:
 def entry_from_row(prompt: str, answer: str, options: dict[str, Any]) -> dict[str, Any]:
     """The list entry a stored row stands for (the inverse of parse_entry)."""
     spec = {k: v for k, v in options.items() if k in ("model", "provider", "tool", "has_tool_result", "priority",
-                                                       "name", "turns", "embedding", *FAULT_KEYS)}
+                                                       "name", "turns", "embedding", "recorded", "recorded_timing",
+                                                       *FAULT_KEYS)}
     kind, target = options.get("match", "exact"), options.get("on")
     spec["match"] = prompt if kind == "exact" and not target else {kind: prompt, **({"on": target} if target else {})}
     if "turns" not in options:
@@ -196,7 +207,7 @@ def validate_row(prompt: str, answer: str, options: Any) -> dict[str, Any]:
     if not isinstance(options, dict):
         raise EntryError("options", "options must be a JSON object")
     unknown_keys(options, ("match", "on", "model", "provider", "tool", "has_tool_result", "priority", "name",
-                            "response", "turns", "embedding", *FAULT_KEYS), "")
+                            "response", "turns", "embedding", "recorded", "recorded_timing", *FAULT_KEYS), "")
     if options.get("match", "exact") not in MATCH_KINDS:
         raise EntryError("match", f"`match` must be one of {', '.join(MATCH_KINDS)}")
     return parse_entry(entry_from_row(prompt, answer, options))[2]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import dataclasses
+import functools
 import gc
 import logging
 import threading
@@ -33,8 +34,8 @@ from django.db import close_old_connections
 
 from responses_app.canned.change_bus import change_bus
 from responses_app.canned.conversation import ChatRequest
-from responses_app.canned.matching import Match, SetIndex
-from responses_app.models import ApiKey, CannedResponse, ResponseSet, SetKey, SetVersion
+from responses_app.canned.matching import Entry, Match, SetIndex
+from responses_app.models import ApiKey, CannedResponse, RecordingRun, ResponseSet, SetKey, SetVersion
 
 logger = logging.getLogger("mockllm.index")
 
@@ -79,6 +80,19 @@ class CannedIndex:
     settings: dict[str, Any]
     sets: dict[SetKey, SetIndex]  # each set's index carries its version
     api_keys: dict[str, KeyInfo]  # by sha256 of the key
+    record_modes: dict[str, str] = dataclasses.field(default_factory=dict)  # test runs put into record mode
+
+    @functools.cached_property
+    def has_recordings(self) -> bool:
+        return any(entries.recordings for entries in self.sets.values())
+
+    def recording_for(self, fingerprint: str, scenario: str = "", test_id: str = "") -> Entry | None:
+        """The recording of the request with this fingerprint in the sets the request sees, first found."""
+        for entries in self.sets_for(scenario, test_id):
+            entry = entries.recording(fingerprint)
+            if entry is not None:
+                return entry
+        return None
 
     def sets_for(self, scenario: str = "", test_id: str = "") -> list[SetIndex]:
         """The sets a request sees, first to last: its test run's, its scenario's, then the default set."""
@@ -175,12 +189,14 @@ def build_index(previous: CannedIndex | None = None, *, attempts: int = 5) -> Ca
                 built += len(sets[key])
         keys = {key_hash: KeyInfo(name, scenario) for key_hash, name, scenario in
                 ApiKey.objects.filter(is_active=True).values_list("key_hash", "name", "scenario")}
+        record_modes = dict(RecordingRun.objects.values_list("test_id", "mode"))
         response_set = ResponseSet.get()
         if response_set.version == before or attempt == attempts - 1:
             # Labelled with the version read first: everything was read after it, so the index is at least
             # that new. When changes kept coming (the last attempt), a newer label could hide a change
             # from the poller, which compares it with the stored version.
-            index = CannedIndex(before, response_set.unknown_response, dict(response_set.settings or {}), sets, keys)
+            index = CannedIndex(before, response_set.unknown_response, dict(response_set.settings or {}), sets, keys,
+                                record_modes)
             _memory.after_build(built, len(index))
             return index
     raise AssertionError("unreachable")

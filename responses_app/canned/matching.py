@@ -5,6 +5,10 @@ wins. Exact and normalized entries on the last user message are found by diction
 cost does not grow with the number of entries. Contains and regex entries, and entries that look at
 other parts of the conversation, are tried one by one; regexes run on RE2, whose matching time is
 linear in the text, so no pattern can stall the server. Their cost grows with their own number only.
+Recordings (canned/recordings.py) are held apart, by the fingerprint of the request they answer.
+
+Longer than 350 lines: the index, its incremental extension and its near-miss hints share one set of
+private dictionaries, and splitting them would expose those.
 """
 from __future__ import annotations
 
@@ -49,7 +53,7 @@ def reply_from_spec(spec: dict[str, Any]) -> Reply:
         text=text, tool_calls=calls, thinking=spec.get("thinking"), finish_reason=spec.get("finish_reason"),
         stop_reason=spec.get("stop_reason"), usage_overrides=dict(spec["usage"]) if spec.get("usage") else None,
         response_id=spec.get("id"),
-        created=spec.get("created"),
+        created=spec.get("created"), signature=spec.get("signature"),
     )
 
 
@@ -78,6 +82,8 @@ class Entry:
     key: str = ""  # the exact key (trimmed) or the normalized text, per kind
     regex: Any = field(default=None, compare=False)
     faults: dict[str, Any] | None = None  # the entry's error, timing and stream_error options
+    recorded: str | None = None  # a recording's request fingerprint: found by it alone (canned/recordings.py)
+    recorded_timing: dict[str, Any] | None = None  # a recording's own pace, when a request asks for it
 
     @classmethod
     def build(cls, id: int, prompt: str, answer: str, options: dict[str, Any], position: int) -> Entry:
@@ -98,6 +104,7 @@ class Entry:
             embedding=tuple(options["embedding"]) if "embedding" in options else None,
             key=key, regex=re2.compile(prompt) if kind == "regex" else None,
             faults={k: options[k] for k in ("error", "timing", "stream_error") if k in options} or None,
+            recorded=options.get("recorded"), recorded_timing=options.get("recorded_timing"),
         )
 
     @property
@@ -174,21 +181,23 @@ class SetIndex:
     _near: dict[str, dict[str, tuple[Entry, ...]]] = field(repr=False, default_factory=dict)  # built when first needed
     _embeddings: dict[str, tuple[float, ...]] = field(repr=False, default_factory=dict)
     last_id: int = 0  # the largest entry id: rows added later have larger ones (models.SetVersion)
+    _recorded: dict[str, Entry] = field(repr=False, default_factory=dict)  # recordings, by request fingerprint
 
     @classmethod
     def build(
         cls, rows: Iterable[tuple], *, version: int, unknown_response: str, settings: dict[str, Any]
     ) -> SetIndex:
         """rows: (id, prompt, answer) or (id, prompt, answer, options, position)."""
-        entries = sorted(
-            (Entry.build(row[0], row[1], row[2], row[3] if len(row) > 3 else {}, row[4] if len(row) > 4 else 0)
-             for row in rows),
-            key=lambda e: e.rank,
-        )
+        built = [Entry.build(row[0], row[1], row[2], row[3] if len(row) > 3 else {}, row[4] if len(row) > 4 else 0)
+                 for row in rows]
+        entries = sorted((entry for entry in built if entry.recorded is None), key=lambda e: e.rank)
         exact: dict[str, list[Entry]] = {}
         normalized: dict[str, list[Entry]] = {}
         scan: list[Entry] = []
         embeddings: dict[str, tuple[float, ...]] = {}
+        recorded: dict[str, Entry] = {}  # answer their own request only, after every hand-written entry
+        for entry in sorted((entry for entry in built if entry.recorded is not None), key=lambda e: e.id):
+            recorded.setdefault(entry.recorded, entry)
         for entry in entries:
             if entry.embedding is not None:
                 embeddings.setdefault(entry.prompt.strip(), entry.embedding)
@@ -201,7 +210,7 @@ class SetIndex:
         return cls(
             version, unknown_response, settings, tuple(entries),
             {k: tuple(v) for k, v in exact.items()}, {k: tuple(v) for k, v in normalized.items()}, tuple(scan),
-            {}, embeddings, max((entry.id for entry in entries), default=0),
+            {}, embeddings, max((entry.id for entry in built), default=0), recorded,
         )
 
     def extended(self, rows: Iterable[tuple], *, version: int) -> SetIndex:
@@ -210,9 +219,24 @@ class SetIndex:
         The cost is that of the new entries, plus copying this set's dictionaries (a fast copy of
         references, with no Python work per entry): adding one entry to a set of 10,000 does not build
         10,000 entries again."""
-        added = sorted((Entry.build(*row) for row in rows), key=lambda e: e.rank)
-        if not added:
+        built = sorted((Entry.build(*row) for row in rows), key=lambda e: e.rank)
+        if not built:
             return dataclasses.replace(self, version=version)
+        added = [entry for entry in built if entry.recorded is None]
+        if len(added) < len(built):  # recordings go to their own dictionary only
+            recorded = dict(self._recorded)
+            for entry in built:
+                if entry.recorded is not None:
+                    recorded.setdefault(entry.recorded, entry)
+            last_id = max(self.last_id, max(entry.id for entry in built))
+            held = dataclasses.replace(self, _recorded=recorded, last_id=last_id)
+            if not added:
+                return dataclasses.replace(held, version=version)
+            return held.extended_with(added, version=version)
+        return self.extended_with(added, version=version)
+
+    def extended_with(self, added: list[Entry], *, version: int) -> SetIndex:
+        """This set with the hand-written entries `added` (built, in rank order) added."""
         rank = attrgetter("rank")
 
         def merged(held: tuple[Entry, ...], new: list[Entry]) -> tuple[Entry, ...]:
@@ -339,5 +363,13 @@ class SetIndex:
     def embedding_for(self, text: str) -> tuple[float, ...] | None:
         return self._embeddings.get(text.strip())
 
+    def recording(self, fingerprint: str) -> Entry | None:
+        """The recording of the request with this fingerprint (canned/recordings.py), if this set has one."""
+        return self._recorded.get(fingerprint)
+
+    @property
+    def recordings(self) -> int:
+        return len(self._recorded)
+
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self.entries) + len(self._recorded)

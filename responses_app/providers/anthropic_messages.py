@@ -170,7 +170,8 @@ def blocks(request: ChatRequest, reply: Reply, message_id: str) -> list[dict]:
     content: list[dict] = []
     if request.thinking:
         thinking = reply.thinking or DEFAULT_THINKING
-        content.append({"type": "thinking", "thinking": thinking, "signature": signature(thinking)})
+        sign = reply.signature if reply.thinking and reply.signature else signature(thinking)  # a recording's own
+        content.append({"type": "thinking", "thinking": thinking, "signature": sign})
     if reply.text is not None or not reply.tool_calls:
         content.append({"type": "text", "text": reply.text or ""})
     for index, call in enumerate(reply.tool_calls):

@@ -20,7 +20,7 @@ from responses_app.api.body import read_json_body
 from responses_app.api.errors import error_response
 from responses_app.canned.entries import entry_digest, entry_from_row, parse_entry
 from responses_app.canned.fields import EntryError, mapping
-from responses_app.models import CannedResponse, SetVersion, Source
+from responses_app.models import CannedResponse, RecordingRun, SetVersion, Source
 from responses_app.providers.common import APIError, dumps
 from responses_app.team.scope import Scope, int_param, nul_at
 
@@ -205,6 +205,56 @@ class CannedResponseView(ControlView):
     def delete(self, request: Request, pk: int) -> HttpResponse:
         self._row(request, pk, change=True).delete()
         return HttpResponse(status=204)
+
+
+RECORD_MODES = ("off", "miss", "all")
+
+
+class RecordModeView(ControlView):
+    """GET, PUT or DELETE a test run's record mode (docs/record-and-replay.md): `{"mode": "miss"}` makes the
+    run's requests that no entry answers go upstream and be recorded into the run's own set; "all"
+    forwards and records every request of the run; "off" (or DELETE) ends it. The run is named by
+    X-Mock-Test-Id or ?test_id=; where requests go is the server's setting, never the request's."""
+
+    @staticmethod
+    def _test_id(request: Request) -> str:
+        test_id = Scope.of(request).test_id
+        if not test_id:
+            raise APIError(400, "Record mode is set per test run: send X-Mock-Test-Id (or ?test_id=).",
+                           param="test_id")
+        return test_id
+
+    @staticmethod
+    def _answer(test_id: str) -> HttpResponse:
+        mode = RecordingRun.objects.filter(test_id=test_id).values_list("mode", flat=True).first()
+        return json_response({"test_id": test_id, "mode": mode or "off"})
+
+    def get(self, request: Request) -> HttpResponse:
+        return self._answer(self._test_id(request))
+
+    def put(self, request: Request) -> HttpResponse:
+        test_id = self._test_id(request)
+        body = read_json_body(request)
+        mode = body.get("mode") if isinstance(body, dict) else None
+        if mode not in RECORD_MODES:
+            raise APIError(400, "`mode` must be one of: off, miss, all.", param="mode")
+        with transaction.atomic():
+            run = RecordingRun.objects.filter(test_id=test_id).first()
+            if mode == "off":
+                if run is not None:
+                    run.delete()
+            elif run is None:
+                RecordingRun(test_id=test_id, mode=mode).save()
+            elif run.mode != mode:
+                run.mode = mode
+                run.save()
+        return self._answer(test_id)
+
+    def delete(self, request: Request) -> HttpResponse:
+        test_id = self._test_id(request)
+        for run in RecordingRun.objects.filter(test_id=test_id):
+            run.delete()
+        return self._answer(test_id)
 
 
 def unknown_control_route(request: HttpRequest, path: str = "") -> HttpResponse:

@@ -85,6 +85,11 @@ def _list_of(schema: dict) -> dict:
                                                                                  "How many match (journal only)."}}}}}}
 
 
+RECORD_MODE = {"description": "The run's record mode.", "content": {"application/json": {"schema": {
+    "type": "object", "required": ["test_id", "mode"],
+    "properties": {"test_id": {"type": "string"}, "mode": {"enum": ["off", "miss", "all"]}}}}}}
+
+
 def _deleted() -> dict:
     return {"description": "How many were deleted.", "content": {"application/json": {"schema": {
         "type": "object", "required": ["deleted"], "properties": {"deleted": {"type": "integer"}}}}}}
@@ -155,6 +160,21 @@ def build_control_spec() -> dict[str, Any]:
                                       "or the default set's (?default=true).",
                            "parameters": SCOPE_PARAMETERS,
                            "responses": {"200": _deleted(), **CONTROL_ERRORS}},
+            },
+            "/control/record": {
+                "parameters": TEST_ID_PARAMETERS,
+                "get": {"summary": "The test run's record mode (off, miss or all).",
+                        "responses": {"200": RECORD_MODE, **CONTROL_ERRORS}},
+                "put": {"summary": "Put the test run into record mode: `miss` forwards the run's requests that no "
+                                   "entry answers to the upstream the server is configured with and records the "
+                                   "answers into the run's own set; `all` forwards and records every request of "
+                                   "the run; `off` ends it.",
+                        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                            "type": "object", "required": ["mode"],
+                            "properties": {"mode": {"enum": ["off", "miss", "all"]}}}}}},
+                        "responses": {"200": RECORD_MODE, **CONTROL_ERRORS}},
+                "delete": {"summary": "End the test run's record mode.",
+                           "responses": {"200": RECORD_MODE, **CONTROL_ERRORS}},
             },
             "/control/responses/{id}": {
                 "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}},

@@ -48,14 +48,23 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("-o", "--output", help="the file to write (replaced atomically, keeping its permissions)")
+        parser.add_argument("--recordings", action="store_true",
+                            help="only the recordings (record and replay), without the default answer and "
+                                 "settings: a file to load beside the others")
+        parser.add_argument("--test-id", default="", help="a test run's own entries (X-Mock-Test-Id) instead of "
+                                                          "the default set's, without the default answer and settings")
 
-    def handle(self, *args: Any, output: str | None, **options: Any) -> None:
+    def handle(self, *args: Any, output: str | None, recordings: bool = False, test_id: str = "",
+               **options: Any) -> None:
+        what = "recordings" if recordings else "set"
         header = (
             f"# Written by `python manage.py dumpresponses` at {timezone.now():%Y-%m-%d %H:%M:%S %Z}: the default\n"
-            "# set as the server answered it, admin edits included.\n"
+            f"# {what} as the server answered it, admin edits included.\n"
         )
+        if test_id:
+            header = header.replace("the default\n# ", f"test run {test_id!r}'s\n# ")
         try:
-            dump = dump_default_set(header)
+            dump = dump_default_set(header, recordings_only=recordings, test_id=test_id)
         except DumpError as exc:
             raise CommandError(f"Nothing was written: {exc}") from None
         if not output:
@@ -68,5 +77,6 @@ class Command(BaseCommand):
             raise CommandError(f"Nothing was written: cannot write {target}: {exc.strerror or exc}") from None
         admin = f" ({dump.from_admin} from the admin)" if dump.from_admin else ""
         settings = f" and {dump.settings} setting{'s' if dump.settings != 1 else ''}" if dump.settings else ""
-        self.stderr.write(f"Wrote {dump.entries} response{'s' if dump.entries != 1 else ''}{admin}, the default answer"
+        default = "" if recordings or test_id else ", the default answer"
+        self.stderr.write(f"Wrote {dump.entries} response{'s' if dump.entries != 1 else ''}{admin}{default}"
                           f"{settings} to {target}")
