@@ -79,6 +79,16 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class RedactArguments(logging.Filter):
+    """For a logger whose formatter needs a record's arguments as they are (uvicorn's access log, whose
+    URLs may carry a Gemini `?key=`): secrets redacted in each text argument."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_text(arg) if isinstance(arg, str) else arg for arg in record.args)
+        return True
+
+
 def redact_value(value: Any) -> Any:
     """A log field with secrets redacted, in a text or in the texts of a list or mapping (near misses)."""
     if isinstance(value, str):
