@@ -5,6 +5,7 @@ import json
 import pytest
 
 from responses_app.api import faults
+from responses_app.api.errors import GEMINI_METHODS
 from responses_app.api.paths import is_api_path
 
 OPENAI = "/v1/chat/completions"
@@ -92,6 +93,8 @@ CASES = [
     ("vertex bad body", "POST", VERTEX, JSON, body({"contents": []}), 400, "contents", "not specified"),
     ("vertex embeddings", "POST", VERTEX.replace(":generateContent", ":predict"), JSON, body({"instances": []}), 400,
      "instances", "non-empty"),
+    ("an OpenAI fine-tuned model id is not a Gemini method", "GET", "/v1/models/ft:gpt-4o-mini:org::abc12", {}, None,
+     404, None, "does not exist"),
     ("vertex unknown route", "GET", "/v1beta1/projects/p/locations/l", {}, None, 404, None, "Unknown request URL"),
 ]
 GEMINI_STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 405: "INVALID_ARGUMENT", 415: "INVALID_ARGUMENT",
@@ -103,7 +106,8 @@ def is_anthropic(path: str, headers: dict) -> bool:
 
 
 def is_gemini(path: str, headers: dict) -> bool:
-    return path.startswith(("/v1beta/", "/v1beta1/")) or ":" in path or "x-goog-api-key" in headers
+    return (path.startswith(("/v1beta/", "/v1beta1/")) or path.split("?")[0].rpartition(":")[2] in GEMINI_METHODS
+            or "x-goog-api-key" in headers)
 
 
 def assert_provider_error(path, headers, response, payload, status, param, words):

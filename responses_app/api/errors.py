@@ -22,6 +22,10 @@ from responses_app.providers.common import APIError, dumps
 
 logger = logging.getLogger("mockllm.errors")
 GEMINI_PREFIXES = ("/v1beta/", "/v1beta1/")
+# Google-style methods at the end of a path (`models/{model}:generateContent`); an OpenAI fine-tuned model's
+# id has colons too (`ft:gpt-4o-mini:org::id`), so only these say a /v1 path is Gemini's.
+GEMINI_METHODS = frozenset({"generateContent", "streamGenerateContent", "countTokens", "embedContent",
+                            "batchEmbedContents", "predict"})
 
 MOCK_MESSAGES = {
     400: "Bad request.", 401: "Incorrect API key provided.", 403: "You are not allowed to use this model.",
@@ -53,7 +57,7 @@ def is_gemini_request(request: HttpRequest) -> bool:
     path = request.path
     if path.startswith(GEMINI_PREFIXES) or path in ("/v1beta", "/v1beta1"):
         return True
-    if path.startswith("/v1/") and (":" in path.rsplit("/", 1)[-1] or path.startswith("/v1/projects/")):
+    if path.startswith("/v1/") and (path.rpartition(":")[2] in GEMINI_METHODS or path.startswith("/v1/projects/")):
         return True
     meta = request.META
     query = meta.get("QUERY_STRING", "")
