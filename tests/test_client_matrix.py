@@ -29,6 +29,7 @@ NODE_LIBRARIES = {
     "ai-sdk-openai-chat": ("ai-sdk.mjs", "openai-chat"),
     "ai-sdk-openai-responses": ("ai-sdk.mjs", "openai-responses"),
     "ai-sdk-anthropic": ("ai-sdk.mjs", "anthropic"),
+    "ai-sdk-google": ("ai-sdk.mjs", "google"),
 }
 PYDANTIC_AI_LIBRARIES = ("pydantic-ai-openai-chat", "pydantic-ai-openai-responses", "pydantic-ai-anthropic")
 LIBRARIES = (*NODE_LIBRARIES, *PYDANTIC_AI_LIBRARIES)
