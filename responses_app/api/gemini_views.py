@@ -25,7 +25,7 @@ class GenerateContentView(ProviderView):
     stream = False
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
-        if self.stream and request._request.GET.get("alt") != "sse":
+        if self.stream and "alt=sse" not in request._request.META.get("QUERY_STRING", ""):
             self.provider = gemini_generate.ARRAY_STREAM  # one JSON array, as Google answers without alt=sse
         super().initial(request, *args, **kwargs)
 

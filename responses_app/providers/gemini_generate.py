@@ -248,48 +248,58 @@ def render_json(request: ChatRequest, match: Match, ids: ResponseIds) -> bytes:
     })
 
 
-def _chunks(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any) -> Iterator[bytes]:
-    """The JSON of each streamed GenerateContentResponse: a text piece per chunk (one character, or
-    `chunk`), the last one carrying the function calls, the finish reason and the usage."""
+def _chunks(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any, opening: bytes, separator: bytes,
+            closing: bytes) -> Iterator[bytes]:
+    """Each streamed GenerateContentResponse, framed: the first after `opening`, the others after `separator`,
+    each followed by `closing`. A text piece per chunk (one character, or `chunk`); the last chunk carries
+    the function calls, the finish reason and the usage. Text chunks are built from pre-encoded pieces."""
     reply = match.reply
     response_id = _response_id(reply, ids)
-    tail = b'],"modelVersion":' + dumps(request.model) + b',"responseId":' + dumps(response_id) + b"}"
-    heads = [b'{"content":{"parts":[{"text":', *([b',{"content":{"parts":[{"text":'] * (request.n - 1))]
-    middles = [b'}],"role":"model"},"index":' + str(i).encode() + b"}" for i in range(request.n)]
-    pieces = split_text(reply.text, chunk) if reply.text else []
+    tail = b'],"modelVersion":' + dumps(request.model) + b',"responseId":' + dumps(response_id) + b"}" + closing
+    lead = opening
     thoughts = _thought_parts(request, reply)
     if thoughts:
-        yield b'{"candidates":[' + b",".join(
+        yield lead + b'{"candidates":[' + b",".join(
             dumps({"content": {"parts": thoughts, "role": "model"}, "index": i}) for i in range(request.n)) + tail
-    for piece in pieces[:-1]:
-        text = dumps(piece)
-        yield b'{"candidates":[' + b"".join(head + text + middle for head, middle in zip(heads, middles, strict=True)) + tail
+        lead = separator
+    pieces = split_text(reply.text, chunk) if reply.text else []
+    if pieces[:-1]:
+        head = b'{"content":{"parts":[{"text":'
+        ends = [b'}],"role":"model"},"index":' + str(i).encode() + b"}" for i in range(request.n)]
+        if request.n == 1:
+            first, end = b'{"candidates":[' + head, ends[0] + tail
+            yield lead + first + dumps(pieces[0]) + end
+            lead = separator
+            separated_first = separator + first
+            for piece in pieces[1:-1]:
+                yield separated_first + dumps(piece) + end
+        else:  # the same piece for every candidate
+            for piece in pieces[:-1]:
+                text = dumps(piece)
+                yield lead + b'{"candidates":[' + b",".join(head + text + end for end in ends) + tail
+                lead = separator
     last: list[dict] = [{"text": pieces[-1]}] if pieces else []
     last.extend(_call_parts(reply, response_id))
     if not last:
         last.append({"text": ""})
     finish = finish_reason(reply)
-    yield dumps({
+    yield lead + dumps({
         "candidates": [{"content": {"parts": last, "role": "model"}, "finishReason": finish, "index": i}
                        for i in range(request.n)],
         "usageMetadata": usage(request, match),
         "modelVersion": request.model,
         "responseId": response_id,
-    })
+    }) + closing
 
 
 def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char") -> Iterator[bytes]:
     """`?alt=sse`: each chunk one `data:` record; the stream just ends (no [DONE])."""
-    for body in _chunks(request, match, ids, chunk):
-        yield b"data: " + body + SEPARATOR
+    return _chunks(request, match, ids, chunk, b"data: ", b"data: ", SEPARATOR)
 
 
 def render_array_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char") -> Iterator[bytes]:
     """Without `?alt=sse`: one JSON array whose elements are the chunks, sent as they are made."""
-    first = True
-    for body in _chunks(request, match, ids, chunk):
-        yield (b"[" if first else b",\r\n") + body
-        first = False
+    yield from _chunks(request, match, ids, chunk, b"[", b",\r\n", b"")
     yield b"]"
 
 
