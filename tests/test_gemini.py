@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 
 import httpx
 import pydantic
@@ -271,3 +272,46 @@ def test_uvicorn_access_log_redacts_a_key_in_the_query(tmp_path):
         assert "uvicorn-key-0123456789" not in server.log()
     finally:
         server.stop()
+
+
+DETAILS = yaml.safe_dump({"responses": [
+    {"match": "think hard", "response": {"thinking": "Two and two make four.", "text": "4"}},
+    {"match": "cut me off", "response": {"text": "This answer stops short", "finish_reason": "length",
+                                         "id": "fixed-response-id"}},
+    {"match": "slowly", "response": "one two three", "timing": {"ttft_ms": 300}},
+], "settings": {"rate_limits": {"requests_per_minute": 2}}}, sort_keys=False)
+
+
+def test_thinking_finish_reasons_fixed_ids_pacing_and_rate_limits(tmp_path):
+    server = make_server(tmp_path, responses=DETAILS).start()
+    try:
+        gemini = client(server, headers={"X-Mock-Test-Id": "details-1"})
+        thought = gemini.models.generate_content(model=MODEL, contents="think hard", config=types.GenerateContentConfig(
+            thinking_config=types.ThinkingConfig(include_thoughts=True)))
+        parts = thought.candidates[0].content.parts
+        assert [(p.thought, p.text) for p in parts] == [(True, "Two and two make four."), (None, "4")]
+        assert thought.text == "4"
+        cut = gemini.models.generate_content(model=MODEL, contents="cut me off")
+        assert cut.candidates[0].finish_reason == types.FinishReason.MAX_TOKENS and cut.response_id == "fixed-response-id"
+        with pytest.raises(errors.ClientError) as limited:  # the third request within the minute
+            gemini.models.generate_content(model=MODEL, contents="think hard")
+        assert (limited.value.code, limited.value.status) == (429, "RESOURCE_EXHAUSTED")
+        assert int(limited.value.response.headers["retry-after"]) >= 1
+        # Another test run has a budget of its own; the entry's time to first token holds the stream back.
+        paced = client(server, headers={"X-Mock-Test-Id": "details-2"})
+        started = time.monotonic()
+        chunks = paced.models.generate_content_stream(model=MODEL, contents="slowly")
+        first = next(iter(chunks))
+        assert time.monotonic() - started >= 0.3 and first.text == "o"
+    finally:
+        server.stop()
+
+
+def test_a_test_run_sees_its_own_gemini_entries(control_server):
+    run = "gemini-run-7"
+    added = control(control_server, "POST", "responses", headers={"X-Mock-Test-Id": run},
+                    json={"match": "who answers?", "provider": "gemini", "response": "this run's Gemini entry"})
+    assert added.status_code == 201, added.text
+    inside, outside = client(control_server, headers={"X-Mock-Test-Id": run}), client(control_server)
+    assert inside.models.generate_content(model=MODEL, contents="who answers?").text == "this run's Gemini entry"
+    assert outside.models.generate_content(model=MODEL, contents="who answers?").text != "this run's Gemini entry"

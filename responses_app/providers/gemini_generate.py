@@ -96,22 +96,37 @@ def _tools(data: dict) -> tuple[Tool, ...]:
     return tuple(found)
 
 
+# Proto JSON takes a field's snake_case name too, and google-genai sends some nested schemas so.
+SCHEMA_KEYS = {"any_of": "anyOf", "min_items": "minItems", "max_items": "maxItems", "min_length": "minLength",
+               "max_length": "maxLength", "min_properties": "minProperties", "max_properties": "maxProperties",
+               "property_ordering": "propertyOrdering", "additional_properties": "additionalProperties"}
+SUBSCHEMA_MAPS = ("properties", "$defs", "definitions", "defs")
+SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+
+
 def openapi_to_json_schema(schema: Any) -> Any:
-    """Gemini's `Schema` (OpenAPI's subset, with upper-case types such as "OBJECT" and `nullable`) as the
-    JSON schema the schema-instance code reads; a JSON schema passes through unchanged."""
-    if isinstance(schema, list):
-        return [openapi_to_json_schema(item) for item in schema]
+    """Gemini's `Schema` (OpenAPI's subset, with upper-case types such as "OBJECT", `nullable`, int64 counts
+    as strings, snake_case names) as the JSON schema the schema-instance code reads; a JSON schema passes
+    through unchanged."""
     if not isinstance(schema, dict):
         return schema
-    converted = {key: openapi_to_json_schema(value) for key, value in schema.items()}
+    converted: dict[str, Any] = {}
+    for key, value in schema.items():
+        key = SCHEMA_KEYS.get(key, key)
+        if key in SUBSCHEMA_MAPS and isinstance(value, dict):
+            value = {name: openapi_to_json_schema(sub) for name, sub in value.items()}
+        elif key in SUBSCHEMA_LISTS and isinstance(value, list):
+            value = [openapi_to_json_schema(sub) for sub in value]
+        elif key in ("items", "additionalProperties", "not"):
+            value = openapi_to_json_schema(value)
+        elif isinstance(value, str) and value.isdigit() and key.startswith(("min", "max")):
+            value = int(value)  # int64 fields arrive as strings
+        converted[key] = value
     kind = converted.get("type")
     if isinstance(kind, str):
         converted["type"] = kind.lower()
         if kind.upper() == "TYPE_UNSPECIFIED":
             del converted["type"]
-    for key in ("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties"):
-        if isinstance(converted.get(key), str) and converted[key].isdigit():  # int64 fields arrive as strings
-            converted[key] = int(converted[key])
     return converted
 
 
@@ -186,13 +201,13 @@ def parse(data: dict, *, model: str = "", stream: bool = False, endpoint: str = 
     schema, json_mode = _structured(config)
     if schema is not None:
         counted.append(json.dumps(schema, sort_keys=True))
-    thinking = config.get("thinkingConfig")
+    thinking = config.get("thinkingConfig", config.get("thinking_config"))
     return ChatRequest(
         provider=NAME, endpoint=endpoint, model=model, prompt=prompt, user_texts=tuple(user_texts),
         system="\n".join(system_texts), conversation="\n".join(conversation), tools=tools, forced_tool=forced,
         any_tool=any_tool, has_tool_result=found.get("tool_result", False), turn=model_turns + 1, stream=stream,
         n=candidates, input_tokens=count_all(counted + tool_texts(tools)), json_schema=schema, json_mode=json_mode,
-        thinking=isinstance(thinking, dict) and thinking.get("includeThoughts") is True,
+        thinking=isinstance(thinking, dict) and True in (thinking.get("includeThoughts"), thinking.get("include_thoughts")),
     )
 
 
