@@ -116,3 +116,13 @@ def test_unknown_vertex_paths_are_gemini_shaped_404s(srv):
     answer = httpx.post(f"{base}/endpoints/123:rawPredict", json={}, headers={"Authorization": f"Bearer {TOKEN}"})
     assert answer.status_code == 404
     assert answer.json() == {"error": {"code": 404, "status": "NOT_FOUND", "message": answer.json()["error"]["message"]}}
+
+
+def test_models_list_and_get(srv):
+    client = vertex(srv)
+    names = [model.name for model in client.models.list()]
+    assert f"publishers/google/models/{MODEL}" in names
+    assert client.models.get(model=MODEL).name == f"publishers/google/models/{MODEL}"
+    with pytest.raises(errors.ClientError) as raised:
+        client.models.get(model="no-such-model")
+    assert (raised.value.code, raised.value.status) == (404, "NOT_FOUND")

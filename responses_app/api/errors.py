@@ -57,7 +57,8 @@ def is_gemini_request(request: HttpRequest) -> bool:
     path = request.path
     if path.startswith(GEMINI_PREFIXES) or path in ("/v1beta", "/v1beta1"):
         return True
-    if path.startswith("/v1/") and (path.rpartition(":")[2] in GEMINI_METHODS or path.startswith("/v1/projects/")):
+    if path.startswith("/v1/") and (path.rpartition(":")[2] in GEMINI_METHODS
+                                    or path.startswith(("/v1/projects/", "/v1/publishers/"))):
         return True
     meta = request.META
     query = meta.get("QUERY_STRING", "")

@@ -1,7 +1,8 @@
 """The Gemini API's and Vertex AI's routes: Google-style methods (`models/{model}:generateContent`) under
 /v1/, /v1beta/ and /v1beta1/, each with or without Vertex AI's `projects/P/locations/L/publishers/X/` in
-front. `method_routes` are also in api/urls.py (for /v1/); this module is the whole URLconf of /v1beta/
-and /v1beta1/, where the model list is Gemini's and any other path a Gemini-shaped 404."""
+front, and Vertex AI's publisher model list. `method_routes` are also in api/urls.py (for /v1/); this module
+is the whole URLconf of /v1beta/ and /v1beta1/, where `models` is Gemini's model list and any other path a
+Gemini-shaped 404."""
 from __future__ import annotations
 
 from django.urls import URLPattern, re_path
@@ -13,6 +14,8 @@ from responses_app.providers import gemini_embeddings
 # `model` takes everything up to the last colon of the path's last segment.
 MODEL = r"^(?:projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/publishers/(?P<publisher>[^/]+)/)?" \
         r"models/(?P<model>[^/]+)"
+
+PUBLISHER = r"^(?:projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/)?publishers/(?P<publisher>[^/]+)/models"
 
 
 def _method(verb: str, view, name: str) -> URLPattern:
@@ -30,6 +33,9 @@ method_routes = [
             "gemini-batch-embed-contents"),
     _method("predict", gemini_views.EmbeddingsView.as_view(parse_body=gemini_embeddings.parse_predict),
             "vertex-predict"),
+    # Vertex AI's model list: no OpenAI path starts with publishers/ or projects/.
+    re_path(PUBLISHER + r"/?$", gemini_views.PublisherModelsView.as_view(), name="vertex-models"),
+    re_path(PUBLISHER + r"/(?P<model_id>[^/:]+)/?$", gemini_views.PublisherModelView.as_view(), name="vertex-model"),
 ]
 
 urlpatterns = [

@@ -76,3 +76,17 @@ class ModelView(APIView):
 
     def get(self, request: Request, model_id: str, **route: str) -> HttpResponse:
         return json_response(model_list.render_gemini_one(model_id))
+
+
+class PublisherModelsView(APIView):
+    """GET [projects/P/locations/L/]publishers/{publisher}/models (Vertex AI's model list)."""
+
+    def get(self, request: Request, publisher: str, **route: str) -> HttpResponse:
+        return json_response(model_list.render_vertex_list(publisher))
+
+
+class PublisherModelView(APIView):
+    """GET [projects/P/locations/L/]publishers/{publisher}/models/{model}."""
+
+    def get(self, request: Request, publisher: str, model_id: str, **route: str) -> HttpResponse:
+        return json_response(model_list.render_vertex_one(model_id, publisher))

@@ -199,8 +199,15 @@ def gemini_spec_paths() -> dict[str, Any]:
             "404": {"description": "Not one of MOCKLLM_MODELS.", "content": {"application/json": {"schema": GEMINI_ERROR}}}}}}
     on_v1 = {path: operation for model_path in ("models/{model}", vertex)  # the same methods under /v1
              for path, operation in _gemini_paths("/v1/", model_path).items() if path.endswith(":generateContent")}
+    publisher = {"name": "publisher", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+    vertex_list = {"get": {**model_list["get"], "summary": "Vertex AI's publisher model list.",
+                           "parameters": [publisher], "responses": {"200": {"description": "The list.", "content": {
+                               "application/json": {"schema": {"type": "object", "required": ["publisherModels"]}}}}}}}
+    vertex_one = {"get": {**one_model["get"], "parameters": [publisher, *one_model["get"]["parameters"]]}}
     return {**_gemini_paths("/v1beta/", "models/{model}"), **_gemini_paths("/v1beta1/", vertex), **on_v1,
-            "/v1beta/models": model_list, "/v1beta/models/{model_id}": one_model}
+            "/v1beta/models": model_list, "/v1beta/models/{model_id}": one_model,
+            "/v1beta1/publishers/{publisher}/models": vertex_list,
+            "/v1beta1/publishers/{publisher}/models/{model_id}": vertex_one}
 
 
 def build_spec(*, mock_headers: bool = True) -> dict[str, Any]:

@@ -74,6 +74,20 @@ def render_gemini_one(model_id: str) -> bytes:
     return dumps(_gemini(_find(model_id.removeprefix("models/"))))
 
 
+def _vertex(model_id: str, publisher: str) -> dict:
+    return {"name": f"publishers/{publisher}/models/{model_id}", "versionId": "001", "launchStage": "GA",
+            "openSourceCategory": "PROPRIETARY"}
+
+
+def render_vertex_list(publisher: str) -> bytes:
+    """Vertex AI's ListPublisherModelsResponse (google-genai's `models.list()` in Vertex mode)."""
+    return dumps({"publisherModels": [_vertex(m, publisher) for m in settings.MOCKLLM_MODELS]})
+
+
+def render_vertex_one(model_id: str, publisher: str) -> bytes:
+    return dumps(_vertex(_find(model_id), publisher))
+
+
 def render_one(model_id: str, anthropic: bool) -> bytes:
     found = _find(model_id)
     return dumps(_anthropic(found) if anthropic else _openai(found))
