@@ -140,7 +140,7 @@ def parse(data: dict, *, model: str = "", stream: bool = False, endpoint: str = 
     prompt, user_texts, conversation, model_turns = "", [], list(system_texts), 0
     for i, content in enumerate(contents):
         where = f"contents[{i}]"
-        role = _object(content, where).get("role", "user")
+        role = _object(content, where).get("role") or "user"  # left out (or empty), a content is the user's
         if role not in ROLES:
             raise invalid(f"Please use a valid role: user, model. Got {role!r} at '{where}.role'.", f"{where}.role")
         texts, content_counted = _parts(content, where, found)
