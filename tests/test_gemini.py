@@ -187,6 +187,9 @@ def test_models_list_and_get(srv):
     names = [model.name for model in gemini.models.list()]
     assert f"models/{MODEL}" in names
     assert gemini.models.get(model=MODEL).supported_actions == ["generateContent", "countTokens"]
+    on_v1 = client(srv)  # GET /v1/models: Gemini's list for a request with x-goog-api-key, OpenAI's otherwise
+    assert [model.name for model in on_v1.models.list()] == names
+    assert httpx.get(f"{srv.url}/v1/models").json()["object"] == "list"
     with pytest.raises(errors.ClientError) as raised:
         gemini.models.get(model="no-such-model")
     assert (raised.value.code, raised.value.status) == (404, "NOT_FOUND")
