@@ -20,10 +20,12 @@ from responses_app.api import daphne_patch  # noqa: E402
 from responses_app.api.handler import APIHandler, route_http  # noqa: E402
 from responses_app.api.sse import QuietStreamAborted  # noqa: E402
 from responses_app.canned.watcher import start_watcher  # noqa: E402
+from responses_app.team.redaction import RedactArguments  # noqa: E402
 
 daphne_patch.install()
 for server_logger in ("daphne.server", "uvicorn.error"):
     logging.getLogger(server_logger).addFilter(QuietStreamAborted())
+logging.getLogger("uvicorn.access").addFilter(RedactArguments())  # a Gemini key may be in a URL's query
 api_application = APIHandler()
 
 application = ProtocolTypeRouter({"http": route_http(api_application, site_application)})

@@ -267,10 +267,11 @@ MOCKLLM_RELOAD_DEBOUNCE_SECONDS = env_float("MOCKLLM_RELOAD_DEBOUNCE_SECONDS", 0
 MOCKLLM_LOG_LEVEL = env_str("MOCKLLM_LOG_LEVEL", "INFO").upper()
 if MOCKLLM_LOG_LEVEL not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
     raise ImproperlyConfigured(f"MOCKLLM_LOG_LEVEL={MOCKLLM_LOG_LEVEL!r} is not a logging level")
-# The models GET /v1/models lists (both shapes) and /v1/models/{id} knows.
+# The models GET /v1/models lists (every shape) and /v1/models/{id} knows.
 MOCKLLM_MODELS = env_list(
     "MOCKLLM_MODELS",
-    ["mock-llm", "gpt-4o", "gpt-4o-mini", "text-embedding-3-small", "claude-haiku-4-5", "claude-sonnet-4-5"],
+    ["mock-llm", "gpt-4o", "gpt-4o-mini", "text-embedding-3-small", "claude-haiku-4-5", "claude-sonnet-4-5",
+     "gemini-2.5-flash", "gemini-embedding-001"],
 )
 # Length of derived embedding vectors when a request gives no `dimensions`.
 MOCKLLM_EMBEDDING_DIMENSIONS = env_int("MOCKLLM_EMBEDDING_DIMENSIONS", 1536, minimum=1)

@@ -27,6 +27,7 @@ from responses_app.models import (
     Source,
 )
 from responses_app.providers import anthropic_messages as anthropic
+from responses_app.providers import gemini_generate as gemini
 from responses_app.providers import openai_chat as openai
 from responses_app.providers import openai_responses as responses
 from responses_app.providers.common import APIError
@@ -35,6 +36,7 @@ TRY_PROVIDERS = {
     "openai": ("OpenAI chat completions (/v1/chat/completions)", openai),
     "anthropic": ("Anthropic messages (/v1/messages)", anthropic),
     "responses": ("OpenAI Responses API (/v1/responses)", responses),
+    "gemini": ("Gemini generateContent (/v1beta/models/{model}:generateContent)", gemini),
 }
 TRY_EXAMPLE = '{"model": "mock-llm", "messages": [{"role": "user", "content": "what colour is the sky?"}]}'
 

@@ -5,12 +5,16 @@ import json
 import pytest
 
 from responses_app.api import faults
+from responses_app.api.errors import GEMINI_METHODS
 from responses_app.api.paths import is_api_path
 
 OPENAI = "/v1/chat/completions"
 ANTHROPIC = "/v1/messages"
 GOOD_OPENAI = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
 GOOD_ANTHROPIC = {"model": "c", "max_tokens": 16, "messages": [{"role": "user", "content": "hello"}]}
+GEMINI = "/v1beta/models/gemini-2.5-flash:generateContent"
+VERTEX = "/v1beta1/projects/p/locations/l/publishers/google/models/gemini-2.5-flash:generateContent"
+GOOD_GEMINI = {"contents": [{"role": "user", "parts": [{"text": "hello"}]}]}
 JSON = {"Content-Type": "application/json"}
 HELLO_ANSWER = "Hello! I am a mock LLM. I always give the same answer to the same prompt."  # fixtures/responses.yml
 
@@ -46,7 +50,8 @@ CASES = [
     ("wrong method", "GET", OPENAI, {}, None, 405, None, "not allowed"),
     ("unknown route", "POST", "/v1/nothing/here", JSON, body(GOOD_OPENAI), 404, None, "Unknown request URL"),
     ("bare /v1", "GET", "/v1", {}, None, 404, None, "Unknown request URL"),
-    ("unknown route under /v1beta", "POST", "/v1beta/nothing", JSON, body(GOOD_OPENAI), 404, None, "Unknown request URL"),
+    ("unknown route under /v1beta (Gemini's shape)", "POST", "/v1beta/nothing", JSON, body(GOOD_OPENAI), 404, None,
+     "Unknown request URL"),
     ("unknown route under /openai", "GET", "/openai", {}, None, 404, None, "Unknown request URL"),
     ("unknown route under /api", "POST", "/api/nothing/here", JSON, body(GOOD_OPENAI), 404, None, "Unknown request URL"),
     ("mock status", "POST", OPENAI, {**JSON, "X-Mock-Status": "429"}, body(GOOD_OPENAI), 429, None, "X-Mock-Status"),
@@ -65,11 +70,44 @@ CASES = [
     ("anthropic unknown route", "POST", "/v1/messages/nope", JSON, body(GOOD_ANTHROPIC), 404, None, "Unknown request URL"),
     ("anthropic-version picks the shape", "GET", "/v1/unknown", {"anthropic-version": "2023-06-01"}, None, 404, None, ""),
     ("anthropic overloaded", "POST", ANTHROPIC, {**JSON, "X-Mock-Status": "529"}, body(GOOD_ANTHROPIC), 529, None, ""),
+    ("gemini malformed json", "POST", GEMINI, JSON, b"{nope", 400, None, "not valid JSON"),
+    ("gemini contents missing", "POST", GEMINI, JSON, body({}), 400, "contents", "contents is not specified"),
+    ("gemini bad role", "POST", GEMINI, JSON, body({"contents": [{"role": "assistant", "parts": [{"text": "x"}]}]}),
+     400, "contents[0].role", "valid role"),
+    ("gemini text not a string", "POST", GEMINI, JSON, body({"contents": [{"parts": [{"text": 5}]}]}),
+     400, "contents[0].parts[0].text", "expected a string"),
+    ("gemini bad candidate count", "POST", GEMINI, JSON,
+     body({**GOOD_GEMINI, "generationConfig": {"candidateCount": 0}}), 400, "generationConfig.candidateCount", "1 to 8"),
+    ("gemini wrong method", "GET", GEMINI, {}, None, 405, None, "not allowed"),
+    ("gemini wrong content type", "POST", GEMINI, {"Content-Type": "text/plain"}, body(GOOD_GEMINI), 415, None,
+     "application/json"),
+    ("gemini unknown route", "POST", "/v1beta/tunedModels/x:generateContent", JSON, body(GOOD_GEMINI), 404, None,
+     "Unknown request URL"),
+    ("gemini unknown model", "GET", "/v1beta/models/no-such-model", {}, None, 404, None, "does not exist"),
+    ("gemini rate limited", "POST", GEMINI, {**JSON, "X-Mock-Status": "429"}, body(GOOD_GEMINI), 429, None, ""),
+    ("gemini unavailable", "POST", GEMINI + "?alt=sse", {**JSON, "X-Mock-Status": "503"}, body(GOOD_GEMINI), 503,
+     None, ""),
+    ("gemini under /v1", "POST", "/v1/models/gemini-2.5-flash:countTokens", JSON, body({"contents": 3}), 400,
+     "contents", "expected an array"),
+    ("gemini key picks the shape", "GET", "/v1/unknown", {"x-goog-api-key": "k"}, None, 404, None, ""),
+    ("vertex bad body", "POST", VERTEX, JSON, body({"contents": []}), 400, "contents", "not specified"),
+    ("vertex embeddings", "POST", VERTEX.replace(":generateContent", ":predict"), JSON, body({"instances": []}), 400,
+     "instances", "non-empty"),
+    ("an OpenAI fine-tuned model id is not a Gemini method", "GET", "/v1/models/ft:gpt-4o-mini:org::abc12", {}, None,
+     404, None, "does not exist"),
+    ("vertex unknown route", "GET", "/v1beta1/projects/p/locations/l", {}, None, 404, None, "Unknown request URL"),
 ]
+GEMINI_STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 405: "INVALID_ARGUMENT", 415: "INVALID_ARGUMENT",
+                 413: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}
 
 
 def is_anthropic(path: str, headers: dict) -> bool:
     return path.startswith("/v1/messages") or "anthropic-version" in headers
+
+
+def is_gemini(path: str, headers: dict) -> bool:
+    return (path.startswith(("/v1beta/", "/v1beta1/")) or path.split("?")[0].rpartition(":")[2] in GEMINI_METHODS
+            or "x-goog-api-key" in headers)
 
 
 def assert_provider_error(path, headers, response, payload, status, param, words):
@@ -77,7 +115,14 @@ def assert_provider_error(path, headers, response, payload, status, param, words
     assert response.getheader("Content-Type") == "application/json"
     assert response.getheader("x-request-id", "").startswith("req_")
     data = json.loads(payload)
-    if is_anthropic(path, headers):
+    if is_gemini(path, headers):
+        assert set(data) == {"error"} and {"code", "message", "status"} <= set(data["error"]) <= {
+            "code", "message", "status", "details"}
+        assert (data["error"]["code"], data["error"]["status"]) == (status, GEMINI_STATUS[status])
+        violations = [v for d in data["error"].get("details", []) for v in d["fieldViolations"]]
+        assert [v["field"] for v in violations] == ([param] if param else [])
+        message = data["error"]["message"]
+    elif is_anthropic(path, headers):
         assert data["type"] == "error" and set(data["error"]) == {"type", "message"}
         assert data["request_id"] == response.getheader("request-id")
         expected_type = {400: "invalid_request_error", 404: "not_found_error", 405: "invalid_request_error",
@@ -122,8 +167,9 @@ def test_a_body_over_the_limit_is_413_in_each_shape(new_server):
     srv = new_server(MOCKLLM_MAX_BODY_BYTES="2048")
     big_openai = body(with_(GOOD_OPENAI, messages=[{"role": "user", "content": "x" * 5000}]))
     big_anthropic = body(with_(GOOD_ANTHROPIC, messages=[{"role": "user", "content": "x" * 5000}]))
+    big_gemini = body({"contents": [{"parts": [{"text": "x" * 5000}]}]})
     connection = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
-    for path, payload in ((OPENAI, big_openai), (ANTHROPIC, big_anthropic)):
+    for path, payload in ((OPENAI, big_openai), (ANTHROPIC, big_anthropic), (GEMINI, big_gemini)):
         connection.request("POST", path, body=payload, headers=JSON)
         response = connection.getresponse()
         assert_provider_error(path, JSON, response, response.read(), 413, None, "MOCKLLM_MAX_BODY_BYTES")
@@ -144,6 +190,10 @@ def test_an_unexpected_error_is_a_logged_500_in_the_provider_shape(client, monke
     with caplog.at_level("ERROR", logger="mockllm.errors"):
         response = client.post(OPENAI, GOOD_OPENAI, content_type="application/json")
         anthropic_response = client.post(ANTHROPIC, GOOD_ANTHROPIC, content_type="application/json")
+        gemini_response = client.post(GEMINI, GOOD_GEMINI, content_type="application/json")
+    assert gemini_response.status_code == 500
+    assert gemini_response.json() == {"error": {"code": 500, "status": "INTERNAL",
+                                                "message": "The server had an error while processing your request."}}
     assert response.status_code == 500
     assert response.json()["error"]["type"] == "server_error"
     assert "index exploded" not in response.content.decode()  # no traceback leaks to the client

@@ -29,8 +29,10 @@ NODE_LIBRARIES = {
     "ai-sdk-openai-chat": ("ai-sdk.mjs", "openai-chat"),
     "ai-sdk-openai-responses": ("ai-sdk.mjs", "openai-responses"),
     "ai-sdk-anthropic": ("ai-sdk.mjs", "anthropic"),
+    "ai-sdk-google": ("ai-sdk.mjs", "google"),
 }
-PYDANTIC_AI_LIBRARIES = ("pydantic-ai-openai-chat", "pydantic-ai-openai-responses", "pydantic-ai-anthropic")
+PYDANTIC_AI_LIBRARIES = ("pydantic-ai-openai-chat", "pydantic-ai-openai-responses", "pydantic-ai-anthropic",
+                         "pydantic-ai-google")
 LIBRARIES = (*NODE_LIBRARIES, *PYDANTIC_AI_LIBRARIES)
 
 
@@ -42,7 +44,9 @@ def family(library: str) -> str:
 FINISH = {"openai-node": ("stop", "tool_calls"), "anthropic-node": ("end_turn", "tool_use"),
           "ai-sdk": ("stop", "tool-calls"), "pydantic-ai": ("stop", "tool_call"),
           # The Responses API has no finish reason, only a status ("completed"), which pydantic-ai reads.
-          "pydantic-ai-openai-responses": ("stop", "stop")}
+          "pydantic-ai-openai-responses": ("stop", "stop"),
+          # Gemini ends a function call with finishReason STOP, as the real API does.
+          "pydantic-ai-google": ("stop", "stop")}
 RATE_LIMIT_ERROR = {"openai-node": "RateLimitError", "anthropic-node": "RateLimitError", "ai-sdk": "APICallError",
                     "pydantic-ai": "ModelRateLimitError"}
 
@@ -169,12 +173,18 @@ def run_pydantic_ai(srv: Server, library: str, scenario: str) -> dict[str, Any]:
 def pydantic_ai_model(srv: Server, provider: str, model: str | None = None):
     """A model pointed at the server, and its SDK client (no retries), to be closed in the same event loop."""
     from anthropic import AsyncAnthropic
+    from google import genai
     from openai import AsyncOpenAI
     from pydantic_ai.models.anthropic import AnthropicModel
+    from pydantic_ai.models.google import GoogleModel
     from pydantic_ai.models.openai import OpenAIChatModel, OpenAIResponsesModel
     from pydantic_ai.providers.anthropic import AnthropicProvider
+    from pydantic_ai.providers.google import GoogleProvider
     from pydantic_ai.providers.openai import OpenAIProvider
 
+    if provider == "google":  # google-genai's client, on /v1 (its default version); closed with its .aio
+        client = genai.Client(api_key="matrix-key", http_options={"base_url": srv.url})
+        return GoogleModel(model or SCENARIOS["gemini_model"], provider=GoogleProvider(client=client)), client.aio
     if provider == "anthropic":
         client = AsyncAnthropic(base_url=srv.url, api_key="sk-matrix", max_retries=0)
         return AnthropicModel(model or SCENARIOS["anthropic_model"], provider=AnthropicProvider(anthropic_client=client)), client

@@ -262,7 +262,7 @@ def test_embeddings_canned_derived_and_base64(oa, examples_server):
 def test_models_in_both_shapes(oa, an):
     assert "mock-llm" in [m.id for m in oa.models.list()] and oa.models.retrieve("gpt-4o").owned_by == "mockllm"
     listed = list(an.models.list(limit=2))
-    assert [m.id for m in listed][:2] == ["mock-llm", "gpt-4o"] and len(listed) == 6  # pages until has_more is false
+    assert [m.id for m in listed][:2] == ["mock-llm", "gpt-4o"] and len(listed) == 8  # pages until has_more is false
     assert an.models.retrieve("claude-haiku-4-5").display_name == "Claude Haiku 4 5"
     with pytest.raises(openai.NotFoundError):
         oa.models.retrieve("no-such-model")
@@ -447,6 +447,25 @@ def test_the_anthropic_curl_examples(server, tmp_path, block):
     assert names[0] == "message_start" and names[-2:] == ["message_delta", "message_stop"]
     deltas = [json.loads(data)["delta"] for name, data in events if name == "content_block_delta"]
     assert "".join(d["text"] for d in deltas) == SKY
+
+
+@runs(("docs/providers.md", "from google import genai"))
+def test_the_google_genai_example(server, block):
+    result = subprocess.run([sys.executable, "-c", at_server(block, server.port)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [SKY, SKY, SKY]  # Gemini, Gemini streamed, Vertex AI
+
+
+@runs(("docs/providers.md", 'curl "http://127.0.0.1:8000/v1beta/models/gemini-2.5-flash:generateContent"'))
+def test_the_gemini_curl_examples(server, tmp_path, block):
+    plain, streamed = curl_outputs(run_bash(block, cwd=tmp_path, port=server.port))
+    reply = json.loads(plain)
+    assert reply["candidates"][0]["content"] == {"parts": [{"text": SKY}], "role": "model"}
+    assert reply["usageMetadata"]["promptTokenCount"] == 7 and reply["modelVersion"] == "gemini-2.5-flash"
+    chunks = [json.loads(data) for _, data in sse_events(streamed.replace("\r\n", "\n"))]
+    assert "".join(c["candidates"][0]["content"]["parts"][0].get("text", "") for c in chunks) == SKY
+    assert chunks[-1]["candidates"][0]["finishReason"] == "STOP" and chunks[-1]["usageMetadata"] == reply["usageMetadata"]
 
 
 @runs(("docs/failures.md", "# any status from 400 to 599; retry-after / retry-after-ms and x-should-retry when asked for"))

@@ -6,11 +6,13 @@ from __future__ import annotations
 import http.client
 import json
 import os
+from urllib.parse import unquote
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
+from responses_app.api.errors import GEMINI_METHODS
 from responses_app.api.openapi import build_spec
 
 EXAMPLES = int(os.environ.get("MOCKLLM_FUZZ_EXAMPLES", "60"))
@@ -43,6 +45,12 @@ def as_http(case) -> tuple[str, str, dict[str, str], bytes | None]:
     return kwargs["method"], path, headers, body
 
 
+def is_gemini_path(path: str) -> bool:
+    """Where the errors are in Gemini's shape: its prefixes, and its methods (`:generateContent`) under /v1."""
+    path = unquote(path.split("?")[0])
+    return path.startswith(("/v1beta/", "/v1beta1/", "/v1/projects/")) or path.rpartition(":")[2] in GEMINI_METHODS
+
+
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large,
@@ -61,6 +69,9 @@ def test_fuzzed_requests_never_break_the_server(case, connection):
         assert isinstance(inner, dict) and isinstance(inner.get("message"), str) and inner["message"]
         if anthropic_shaped:
             assert set(inner) == {"type", "message"}
+        elif is_gemini_path(path):
+            assert {"code", "message", "status"} <= set(inner) <= {"code", "message", "status", "details"}
+            assert inner["code"] == response.status and inner["status"].isupper()
         else:
             assert set(inner) == {"message", "type", "param", "code"}
     connection.request("POST", "/v1/chat/completions", body=GOOD, headers={"Content-Type": "application/json"})

@@ -13,6 +13,15 @@ def test_keys_and_bearer_credentials_are_redacted_in_text():
     assert redact_text("a task-oriented desk-lamp, nothing secret") == "a task-oriented desk-lamp, nothing secret"
 
 
+def test_gemini_keys_are_redacted_in_urls_and_headers():
+    assert redact_text("POST /v1beta/models/m:generateContent?alt=sse&key=AIzaSyA-0123456789abcdefghij HTTP/1.1") == \
+        "POST /v1beta/models/m:generateContent?alt=sse&key=[redacted] HTTP/1.1"
+    assert redact_text("GET /v1beta/models?key=anything") == "GET /v1beta/models?key=[redacted]"
+    assert redact_text("x-goog-api-key: AIzaSyA-0123456789abcdefghij") == "x-goog-api-key: [redacted]"
+    assert redact_text("a monkey=banana and key=value outside a URL") == "a monkey=banana and key=value outside a URL"
+    assert request_headers({"HTTP_X_GOOG_API_KEY": "AIzaSyA-0123456789abcdefghij"}) == {"x-goog-api-key": "[redacted]"}
+
+
 def test_secret_headers_keep_only_their_scheme():
     assert redact_header("Authorization", "Bearer sk-123") == "Bearer [redacted]"
     assert redact_header("x-api-key", "anything") == "[redacted]"

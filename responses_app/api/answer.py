@@ -19,6 +19,7 @@ from responses_app.providers.base import Provider
 from responses_app.providers.chunking import split_text, stream_seconds
 
 logger = logging.getLogger("mockllm.answer")
+SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"  # a stream's, unless its provider names another
 
 
 def answer(request: HttpRequest, provider: Provider, parsed: ChatRequest) -> HttpResponseBase:
@@ -63,7 +64,7 @@ def deliver(record: RequestRecord, provider: Provider, parsed: ChatRequest, matc
             deliver_events(events, record=record, error_event=provider.render_stream_error, ttft=ttft,
                            duration=duration, jitter=timing.get("jitter", 0.0), seed=timing.get("seed"),
                            fault=plan.stream_error, stall_seconds=settings.MOCKLLM_STALL_SECONDS),
-            content_type="text/event-stream; charset=utf-8",
+            content_type=getattr(provider, "STREAM_CONTENT_TYPE", SSE_CONTENT_TYPE),
         )
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"

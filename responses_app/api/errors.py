@@ -16,11 +16,16 @@ from rest_framework import exceptions as drf
 
 from responses_app.api.rate_limits import Budget, seconds_text
 from responses_app.api.record import record_of
-from responses_app.providers import anthropic_messages, openai_chat
+from responses_app.providers import anthropic_messages, gemini_generate, openai_chat
 from responses_app.providers.base import Provider
 from responses_app.providers.common import APIError, dumps
 
 logger = logging.getLogger("mockllm.errors")
+GEMINI_PREFIXES = ("/v1beta/", "/v1beta1/")
+# Google-style methods at the end of a path (`models/{model}:generateContent`); an OpenAI fine-tuned model's
+# id has colons too (`ft:gpt-4o-mini:org::id`), so only these say a /v1 path is Gemini's.
+GEMINI_METHODS = frozenset({"generateContent", "streamGenerateContent", "countTokens", "embedContent",
+                            "batchEmbedContents", "predict"})
 
 MOCK_MESSAGES = {
     400: "Bad request.", 401: "Incorrect API key provided.", 403: "You are not allowed to use this model.",
@@ -35,13 +40,30 @@ MOCK_MESSAGES = {
 def provider_for(request: HttpRequest) -> Provider:
     """The wire format of the request's route once a view took it; before that (an unknown URL, a
     refused key, a header-asked error), Anthropic's for /v1/messages... or a request carrying
-    `anthropic-version`, else OpenAI's."""
+    `anthropic-version`, Gemini's for a request that looks like a Gemini client's, else OpenAI's."""
     record = record_of(request)
     if record.provider is not None:
         return record.provider
     if request.path.startswith("/v1/messages") or "HTTP_ANTHROPIC_VERSION" in request.META:
         return anthropic_messages
+    if is_gemini_request(request):
+        return gemini_generate
     return openai_chat
+
+
+def is_gemini_request(request: HttpRequest) -> bool:
+    """Under /v1beta or /v1beta1 (Gemini's and Vertex AI's own prefixes), a Google-style method (`:verb`)
+    or a Vertex AI resource path under /v1, or a request that carries a Google API key or client header."""
+    path = request.path
+    if path.startswith(GEMINI_PREFIXES) or path in ("/v1beta", "/v1beta1"):
+        return True
+    if path.startswith("/v1/") and (path.rpartition(":")[2] in GEMINI_METHODS
+                                    or path.startswith(("/v1/projects/", "/v1/publishers/"))):
+        return True
+    meta = request.META
+    query = meta.get("QUERY_STRING", "")
+    return ("HTTP_X_GOOG_API_KEY" in meta or "HTTP_X_GOOG_API_CLIENT" in meta or query.startswith("key=")
+            or "&key=" in query)
 
 
 def error_response(

@@ -6,11 +6,12 @@ generate requests from it.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from responses_app.providers import anthropic_messages, openai_chat, openai_embeddings
+from responses_app.providers import anthropic_messages, gemini_generate, openai_chat, openai_embeddings
 from responses_app.providers.common import dumps
 
 OPENAI_ERROR = {
@@ -109,6 +110,106 @@ MESSAGE_RESPONSE = {"type": "object", "required": ["id", "type", "role", "model"
     "content": {"type": "array"}, "usage": {"type": "object"}}}
 
 
+GEMINI_ERROR = {
+    "type": "object", "required": ["error"],
+    "properties": {"error": {"type": "object", "required": ["code", "message", "status"], "properties": {
+        "code": {"type": "integer"}, "message": {"type": "string", "minLength": 1}, "status": {"type": "string"},
+        "details": {"type": "array"}}}},
+}
+GEMINI_CONTENT = {"type": "object", "properties": {
+    "role": {"enum": list(gemini_generate.ROLES)},
+    "parts": {"type": "array", "items": {"type": "object", "properties": {"text": {"type": "string"}}}}}}
+GENERATE_REQUEST = {
+    "type": "object", "required": ["contents"], "additionalProperties": True,
+    "properties": {
+        "contents": {"type": "array", "minItems": 1, "items": GEMINI_CONTENT},
+        "systemInstruction": GEMINI_CONTENT,
+        "tools": {"type": "array", "items": {"type": "object", "properties": {"functionDeclarations": {
+            "type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+                "name": {"type": "string", "minLength": 1}, "description": {"type": "string"}}}}}}},
+        "toolConfig": {"type": "object", "properties": {"functionCallingConfig": {"type": "object", "properties": {
+            "mode": {"enum": ["AUTO", "ANY", "NONE", "VALIDATED"]},
+            "allowedFunctionNames": {"type": "array", "items": {"type": "string"}}}}}},
+        "generationConfig": {"type": "object", "properties": {
+            "candidateCount": {"type": "integer", "minimum": 1, "maximum": gemini_generate.MAX_CANDIDATES},
+            "maxOutputTokens": {"type": "integer", "minimum": 1},
+            "responseMimeType": {"enum": ["text/plain", "application/json"]}}},
+    },
+}
+GENERATE_RESPONSE = {"type": "object", "required": ["candidates", "usageMetadata", "modelVersion", "responseId"],
+                     "properties": {"candidates": {"type": "array"}, "usageMetadata": {"type": "object"}}}
+GOOGLE_KEY = {"name": "key", "in": "query", "required": False, "schema": {"type": "string"},
+              "description": "The API key, as Gemini clients may send it (or in `x-goog-api-key`); never logged."}
+
+
+def _gemini_paths(prefix: str, model_path: str) -> dict[str, Any]:
+    """The Gemini methods under `prefix` + `model_path` (`models/{model}`, or Vertex AI's resource path)."""
+    def method(summary: str, body: dict, answer: dict, stream: bool = False, alt: bool = False) -> dict:
+        operation = _post(summary, body, answer, GEMINI_ERROR, stream=stream)
+        operation["post"]["parameters"] = [
+            *operation["post"]["parameters"], GOOGLE_KEY,
+            *({"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+              for name in re.findall(r"{(\w+)}", model_path)),
+            *([{"name": "alt", "in": "query", "required": False, "schema": {"enum": ["sse"]},
+                "description": "`sse`: a stream of SSE `data:` records; without it, one JSON array."}] if alt else []),
+        ]
+        return operation
+
+    base = prefix + model_path
+    paths = {
+        base + ":generateContent": method("Gemini generateContent", GENERATE_REQUEST, GENERATE_RESPONSE),
+        base + ":streamGenerateContent": method("Gemini streamGenerateContent", GENERATE_REQUEST, GENERATE_RESPONSE,
+                                                stream=True, alt=True),
+        base + ":countTokens": method("Gemini countTokens", {**GENERATE_REQUEST, "required": []}, {
+            "type": "object", "required": ["totalTokens"], "properties": {"totalTokens": {"type": "integer"}}}),
+        base + ":embedContent": method("Gemini embedContent", {
+            "type": "object", "required": ["content"], "additionalProperties": True,
+            "properties": {"content": GEMINI_CONTENT, "outputDimensionality": {
+                "type": "integer", "minimum": 1, "maximum": openai_embeddings.MAX_DIMENSIONS}}},
+            {"type": "object", "required": ["embedding"]}),
+    }
+    if "projects" in model_path:
+        paths[base + ":predict"] = method("Vertex AI text-embedding models' predict", {
+            "type": "object", "required": ["instances"], "additionalProperties": True,
+            "properties": {"instances": {"type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["content"], "properties": {"content": {"type": "string"}}}}}},
+            {"type": "object", "required": ["predictions"]})
+    else:
+        paths[base + ":batchEmbedContents"] = method("Gemini batchEmbedContents", {
+            "type": "object", "required": ["requests"], "additionalProperties": True,
+            "properties": {"requests": {"type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["content"], "properties": {"content": GEMINI_CONTENT}}}}},
+            {"type": "object", "required": ["embeddings"]})
+    return paths
+
+
+def gemini_spec_paths() -> dict[str, Any]:
+    """Gemini under /v1beta (and /v1), Vertex AI under /v1beta1 (and /v1), and Gemini's model list."""
+    vertex = "projects/{project}/locations/{location}/publishers/google/models/{model}"
+    model_list = {"get": {"summary": "Gemini's model list.", "parameters": [
+        GOOGLE_KEY, {"name": "pageSize", "in": "query", "required": False, "schema": {"type": "string"}},
+        {"name": "pageToken", "in": "query", "required": False, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "The list.", "content": {"application/json": {
+            "schema": {"type": "object", "required": ["models"]}}}},
+            "400": {"description": "A bad pageSize.", "content": {"application/json": {"schema": GEMINI_ERROR}}}}}}
+    one_model = {"get": {"summary": "One model, or 404.", "parameters": [
+        {"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "The model.", "content": {"application/json": {"schema": {
+            "type": "object", "required": ["name"]}}}},
+            "404": {"description": "Not one of MOCKLLM_MODELS.", "content": {"application/json": {"schema": GEMINI_ERROR}}}}}}
+    on_v1 = {path: operation for model_path in ("models/{model}", vertex)  # the same methods under /v1
+             for path, operation in _gemini_paths("/v1/", model_path).items() if path.endswith(":generateContent")}
+    publisher = {"name": "publisher", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+    vertex_list = {"get": {**model_list["get"], "summary": "Vertex AI's publisher model list.",
+                           "parameters": [publisher], "responses": {"200": {"description": "The list.", "content": {
+                               "application/json": {"schema": {"type": "object", "required": ["publisherModels"]}}}}}}}
+    vertex_one = {"get": {**one_model["get"], "parameters": [publisher, *one_model["get"]["parameters"]]}}
+    return {**_gemini_paths("/v1beta/", "models/{model}"), **_gemini_paths("/v1beta1/", vertex), **on_v1,
+            "/v1beta/models": model_list, "/v1beta/models/{model_id}": one_model,
+            "/v1beta1/publishers/{publisher}/models": vertex_list,
+            "/v1beta1/publishers/{publisher}/models/{model_id}": vertex_one}
+
+
 def build_spec(*, mock_headers: bool = True) -> dict[str, Any]:
     """The description; without `mock_headers`, the X-Mock-* headers are left out (for fuzzing: they
     ask for errors, stalls and broken streams on purpose)."""
@@ -119,7 +220,8 @@ def build_spec(*, mock_headers: bool = True) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "mockllm", "version": "1",
-                 "description": "Canned, deterministic answers in the OpenAI and Anthropic wire formats."},
+                 "description": "Canned, deterministic answers in the OpenAI, Anthropic and Gemini (and Vertex AI) "
+                                "wire formats."},
         "paths": {
             "/v1/chat/completions": _post("OpenAI chat completions", CHAT_REQUEST, CHAT_RESPONSE, OPENAI_ERROR),
             "/v1/completions": _post("OpenAI legacy text completions", {
@@ -142,6 +244,7 @@ def build_spec(*, mock_headers: bool = True) -> dict[str, Any]:
             "/v1/messages/count_tokens": _post("Anthropic token counting", count_request, {
                 "type": "object", "required": ["input_tokens"], "properties": {"input_tokens": {"type": "integer"}}},
                 ANTHROPIC_ERROR, stream=False),
+            **gemini_spec_paths(),
             "/v1/models": models_get,
             "/v1/models/{model_id}": {"get": {
                 "summary": "One model, or 404.",

@@ -2,10 +2,12 @@ from django.urls import re_path
 
 from responses_app.api import views
 from responses_app.api.errors import unknown_route
+from responses_app.api.gemini_urls import method_routes as gemini_method_routes
 from responses_app.providers import anthropic_messages, openai_chat, openai_completions, openai_responses
 
 # Each route takes an optional trailing slash; anything else under /v1/ is a provider-shaped 404.
 urlpatterns = [
+    *gemini_method_routes,  # models/{model}:generateContent...: before `models/{model_id}`, which would take them
     re_path(r"^chat/completions/?$", views.ProviderView.as_view(provider=openai_chat), name="chat-completions"),
     re_path(r"^completions/?$", views.ProviderView.as_view(provider=openai_completions), name="completions"),
     re_path(r"^responses/?$", views.ProviderView.as_view(provider=openai_responses), name="responses"),

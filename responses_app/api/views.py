@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from responses_app.api import threads, upstream
 from responses_app.api.answer import answer
 from responses_app.api.body import read_json_body
+from responses_app.api.errors import is_gemini_request
 from responses_app.api.record import record_of
 from responses_app.canned.index import canned_index
 from responses_app.providers import anthropic_messages, model_list, openai_embeddings
@@ -77,9 +78,12 @@ def _is_anthropic(request: Request) -> bool:
 
 
 class ModelsView(APIView):
-    """GET /v1/models, in the Anthropic shape when the request carries `anthropic-version`."""
+    """GET /v1/models, in the Anthropic shape when the request carries `anthropic-version`, in Gemini's
+    when it looks like a Gemini client's (a Google API key or client header)."""
 
     def get(self, request: Request) -> HttpResponse:
+        if is_gemini_request(request._request):
+            return json_response(model_list.render_gemini_list(request.query_params))
         return json_response(model_list.render_list(_is_anthropic(request), request.query_params))
 
 
@@ -87,4 +91,6 @@ class ModelView(APIView):
     """GET /v1/models/{id}."""
 
     def get(self, request: Request, model_id: str) -> HttpResponse:
+        if is_gemini_request(request._request):
+            return json_response(model_list.render_gemini_one(model_id))
         return json_response(model_list.render_one(model_id, _is_anthropic(request)))

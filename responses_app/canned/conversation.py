@@ -19,7 +19,7 @@ class Tool:
 class ChatRequest:
     """Everything matching and rendering need from a request, whatever API it came through."""
 
-    provider: str  # "openai" or "anthropic"
+    provider: str  # "openai", "anthropic" or "gemini"
     endpoint: str  # "chat", "messages", "responses" or "completions"
     model: str
     prompt: str  # the text of the last user message that has text

@@ -52,24 +52,36 @@ def minimal_instance(schema: Any, root: Any = None, depth: int = 0) -> Any:
         names = required if isinstance(required, list) else (list(properties) if schema.get("strict") else [])
         return {name: minimal_instance(properties.get(name, {}), root, depth + 1) for name in names}
     if kind == "array":
-        count = int(schema.get("minItems", 0) or 0)
+        count = _number(schema.get("minItems"))
         return [minimal_instance(schema.get("items", {}), root, depth + 1) for _ in range(count)]
     if kind == "string":
         if schema.get("format") in FORMATS:
             return FORMATS[schema["format"]]
-        return "x" * int(schema.get("minLength", 0) or 0)
+        return "x" * _number(schema.get("minLength"))
     if kind in ("integer", "number"):
         value: float = 0
-        if "minimum" in schema:
+        if _is_number(schema.get("minimum")):
             value = schema["minimum"]
-        elif "exclusiveMinimum" in schema and not isinstance(schema["exclusiveMinimum"], bool):
+        elif _is_number(schema.get("exclusiveMinimum")):
             value = schema["exclusiveMinimum"] + 1
-        if "maximum" in schema and value > schema["maximum"]:
+        if _is_number(schema.get("maximum")) and value > schema["maximum"]:
             value = schema["maximum"]
         return int(value) if kind == "integer" else value
     if kind == "boolean":
         return False
     return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> int:
+    """A count such as `minItems` (at most 1000): Gemini's schemas send int64 fields as strings; anything else
+    counts as 0."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    return min(int(value), 1000) if _is_number(value) and value > 0 else 0
 
 
 def _resolve(ref: Any, root: Any) -> Any:

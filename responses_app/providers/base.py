@@ -18,6 +18,7 @@ from responses_app.providers.common import ResponseIds
 class Provider(Protocol):
     NAME: str  # the provider an entry's `provider:` restriction names, and the journal's `provider`
     ENDPOINT: str  # the journal's `endpoint`
+    # Optional: STREAM_CONTENT_TYPE, a stream's Content-Type when it is not SSE (Gemini's JSON array).
 
     def parse(self, data: dict) -> ChatRequest:
         """Validate a request body; raise APIError(400) naming the first bad field."""

@@ -1,6 +1,7 @@
-"""GET /v1/models and /v1/models/{id}: one configured list, in the OpenAI or the Anthropic shape.
+"""GET /v1/models and /v1/models/{id}: one configured list, in the OpenAI, the Anthropic or the Gemini shape.
 
-The two APIs share the path; a request carrying `anthropic-version` gets the Anthropic shape.
+The APIs share the path; a request carrying `anthropic-version` gets the Anthropic shape, and one that
+looks like a Gemini client (api/views.py) or comes under /v1beta gets Gemini's.
 """
 from __future__ import annotations
 
@@ -45,6 +46,46 @@ def render_list(anthropic: bool, query: dict) -> bytes:
     page = models[:int(limit)]
     return dumps({"data": [_anthropic(m) for m in page], "has_more": len(models) > len(page),
                   "first_id": page[0] if page else None, "last_id": page[-1] if page else None})
+
+
+def _gemini(model_id: str) -> dict:
+    embedding = "embedding" in model_id
+    methods = ["embedContent", "batchEmbedContents"] if embedding else ["generateContent", "countTokens"]
+    return {"name": f"models/{model_id}", "version": "001", "displayName": model_id,
+            "description": f"{model_id}, served by mockllm", "inputTokenLimit": 1_048_576,
+            "outputTokenLimit": 65_536, "supportedGenerationMethods": methods}
+
+
+def render_gemini_list(query: dict) -> bytes:
+    """Gemini's ListModelsResponse, paged by `pageSize` and `pageToken` (the name of the first model of the page)."""
+    models = list(settings.MOCKLLM_MODELS)
+    size = query.get("pageSize", "50")
+    if not size.isdigit() or not 1 <= int(size) <= 1000:
+        raise APIError(400, "`pageSize` must be a whole number from 1 to 1000.", param="pageSize")
+    start = models.index(query["pageToken"]) if query.get("pageToken") in models else 0
+    page = models[start:start + int(size)]
+    body: dict = {"models": [_gemini(m) for m in page]}
+    if start + int(size) < len(models):
+        body["nextPageToken"] = models[start + int(size)]
+    return dumps(body)
+
+
+def render_gemini_one(model_id: str) -> bytes:
+    return dumps(_gemini(_find(model_id.removeprefix("models/"))))
+
+
+def _vertex(model_id: str, publisher: str) -> dict:
+    return {"name": f"publishers/{publisher}/models/{model_id}", "versionId": "001", "launchStage": "GA",
+            "openSourceCategory": "PROPRIETARY"}
+
+
+def render_vertex_list(publisher: str) -> bytes:
+    """Vertex AI's ListPublisherModelsResponse (google-genai's `models.list()` in Vertex mode)."""
+    return dumps({"publisherModels": [_vertex(m, publisher) for m in settings.MOCKLLM_MODELS]})
+
+
+def render_vertex_one(model_id: str, publisher: str) -> bytes:
+    return dumps(_vertex(_find(model_id), publisher))
 
 
 def render_one(model_id: str, anthropic: bool) -> bytes:

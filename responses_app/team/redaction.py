@@ -10,17 +10,20 @@ from pythonjsonlogger.orjson import OrjsonFormatter
 REDACTED = "[redacted]"
 # Headers whose values are secrets, by lower-case name.
 SECRET_HEADERS = frozenset({
-    "authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie", "x-mock-control-token",
+    "authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie", "set-cookie",
+    "x-mock-control-token",
 })
 # Secrets that may turn up inside any text: bearer credentials, keys of the usual shapes, header lines.
 _PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[^\s\"',;]+"),
     re.compile(r"(?i)((?:x-api-key|api-key|authorization)[\"']?\s*[:=]\s*[\"']?)(?!bearer\s)[^\s\"',;]+"),
+    re.compile(r"(?i)([?&]key=)[^\s&\"',;]+"),  # Gemini's key in a URL's query
+    re.compile(r"\b(AIza)[A-Za-z0-9_\-]{20,}"),  # Google API keys
     re.compile(r"\b(sk-ant-|sk-proj-|sk-|mk-)[A-Za-z0-9_\-]{6,}"),
 )
 
 
-_ANY = re.compile(r"(?i)bearer|api-key|authorization|sk-|mk-")  # one quick scan before the three above
+_ANY = re.compile(r"(?i)bearer|api-key|authorization|sk-|mk-|key=|AIza")  # one quick scan before the patterns above
 _HEADER_NAMES: dict[str, str] = {}
 
 
@@ -73,6 +76,16 @@ class RedactSecrets(logging.Filter):
         for key, value in list(record.__dict__.items()):
             if key not in self._STANDARD and isinstance(value, (str, list, tuple, dict)):
                 setattr(record, key, redact_value(value))
+        return True
+
+
+class RedactArguments(logging.Filter):
+    """For a logger whose formatter needs a record's arguments as they are (uvicorn's access log, whose
+    URLs may carry a Gemini `?key=`): secrets redacted in each text argument."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_text(arg) if isinstance(arg, str) else arg for arg in record.args)
         return True
 
 

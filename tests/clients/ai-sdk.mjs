@@ -1,6 +1,7 @@
-// The Vercel AI SDK (ai, with @ai-sdk/openai and @ai-sdk/anthropic) against mockllm.
-// node ai-sdk.mjs SERVER_URL plain|stream|tool|structured|rate_limit openai-chat|openai-responses|anthropic
+// The Vercel AI SDK (ai, with @ai-sdk/openai, @ai-sdk/anthropic and @ai-sdk/google) against mockllm.
+// node ai-sdk.mjs SERVER_URL plain|stream|tool|structured|rate_limit openai-chat|openai-responses|anthropic|google
 import { createAnthropic } from '@ai-sdk/anthropic';
+import { createGoogleGenerativeAI } from '@ai-sdk/google';
 import { createOpenAI } from '@ai-sdk/openai';
 import { APICallError, Output, generateText, stepCountIs, streamText, tool } from 'ai';
 import { CityArgs, SCENARIOS, Weather, WEATHER_TOOL_DESCRIPTION, describeError, main } from './common.mjs';
@@ -12,6 +13,8 @@ const PROVIDERS = {
   'openai-responses': (url) => createOpenAI({ baseURL: `${url}/v1`, apiKey: 'sk-matrix' }).responses(SCENARIOS.openai_model),
   // /v1/messages: unlike Anthropic's own SDK, @ai-sdk/anthropic's base URL includes /v1
   anthropic: (url) => createAnthropic({ baseURL: `${url}/v1`, apiKey: 'sk-matrix' })(SCENARIOS.anthropic_model),
+  // /v1beta/models/{model}:generateContent and :streamGenerateContent?alt=sse, the key in x-goog-api-key
+  google: (url) => createGoogleGenerativeAI({ baseURL: `${url}/v1beta`, apiKey: 'matrix-key' })(SCENARIOS.gemini_model),
 };
 
 await main({
