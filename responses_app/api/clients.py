@@ -28,8 +28,9 @@ ANONYMOUS = Client()
 
 
 def presented_key(request: HttpRequest) -> str:
-    """The API key a request carries, in `x-api-key` (Anthropic) or `Authorization: Bearer` (OpenAI)."""
-    key = request.META.get("HTTP_X_API_KEY", "").strip()
+    """The API key a request carries, in `x-api-key` (Anthropic), `api-key` (Azure OpenAI) or
+    `Authorization: Bearer` (OpenAI; Azure's Entra ID tokens)."""
+    key = request.META.get("HTTP_X_API_KEY", "").strip() or request.META.get("HTTP_API_KEY", "").strip()
     if key:
         return key
     authorization = request.META.get("HTTP_AUTHORIZATION", "")
@@ -80,8 +81,8 @@ def identify(request: HttpRequest, index: CannedIndex, *, require_key: bool) -> 
     if info is None and require_key:
         said = Client("", asked_scenario, test_id)
         if not key:
-            raise KeyRefused("You didn't provide an API key. Send it as `Authorization: Bearer KEY` or "
-                             "`x-api-key: KEY`; keys are created in the mockllm admin.", said)
+            raise KeyRefused("You didn't provide an API key. Send it as `Authorization: Bearer KEY`, "
+                             "`x-api-key: KEY` or `api-key: KEY`; keys are created in the mockllm admin.", said)
         shown = key[:6] + "..." + key[-2:] if len(key) > 12 else "***"
         raise KeyRefused(f"Incorrect API key provided: {shown}. Keys are created in the mockllm admin.", said)
     scenario = asked_scenario or (info.scenario if info else "")

@@ -66,6 +66,7 @@ class Reply:
     usage_overrides: Mapping[str, int] | None = None  # {"input_tokens": .., "output_tokens": ..}
     response_id: str | None = None
     created: int | None = None
+    filtered: tuple[str, str] | None = None  # (category, severity) of the content filter that cut this answer off
 
     @property
     def usage(self) -> Mapping[str, int]:

@@ -24,6 +24,7 @@ from typing import Any
 import re2
 
 from responses_app.canned.conversation import ChatRequest, Reply, ToolCall
+from responses_app.canned.entries import FAULT_KEYS
 from responses_app.canned.forcing import default_reply, honour_forcing
 from responses_app.canned.tokens import count_tokens
 
@@ -77,7 +78,7 @@ class Entry:
     embedding: tuple[float, ...] | None = None
     key: str = ""  # the exact key (trimmed) or the normalized text, per kind
     regex: Any = field(default=None, compare=False)
-    faults: dict[str, Any] | None = None  # the entry's error, timing and stream_error options
+    faults: dict[str, Any] | None = None  # the entry's error, timing, stream_error and content_filter options
 
     @classmethod
     def build(cls, id: int, prompt: str, answer: str, options: dict[str, Any], position: int) -> Entry:
@@ -97,7 +98,7 @@ class Entry:
             has_tool_result=options.get("has_tool_result"), name=options.get("name"),
             embedding=tuple(options["embedding"]) if "embedding" in options else None,
             key=key, regex=re2.compile(prompt) if kind == "regex" else None,
-            faults={k: options[k] for k in ("error", "timing", "stream_error") if k in options} or None,
+            faults={k: options[k] for k in FAULT_KEYS if k in options} or None,
         )
 
     @property
