@@ -1,6 +1,7 @@
-// The Vercel AI SDK (ai, with @ai-sdk/openai and @ai-sdk/anthropic) against mockllm.
-// node ai-sdk.mjs SERVER_URL plain|stream|tool|structured|rate_limit openai-chat|openai-responses|anthropic
+// The Vercel AI SDK (ai, with @ai-sdk/openai, @ai-sdk/anthropic and @ai-sdk/azure) against mockllm.
+// node ai-sdk.mjs SERVER_URL plain|stream|tool|structured|rate_limit openai-chat|openai-responses|anthropic|azure-responses|azure-chat
 import { createAnthropic } from '@ai-sdk/anthropic';
+import { createAzure } from '@ai-sdk/azure';
 import { createOpenAI } from '@ai-sdk/openai';
 import { APICallError, Output, generateText, stepCountIs, streamText, tool } from 'ai';
 import { CityArgs, SCENARIOS, Weather, WEATHER_TOOL_DESCRIPTION, describeError, main } from './common.mjs';
@@ -12,6 +13,11 @@ const PROVIDERS = {
   'openai-responses': (url) => createOpenAI({ baseURL: `${url}/v1`, apiKey: 'sk-matrix' }).responses(SCENARIOS.openai_model),
   // /v1/messages: unlike Anthropic's own SDK, @ai-sdk/anthropic's base URL includes /v1
   anthropic: (url) => createAnthropic({ baseURL: `${url}/v1`, apiKey: 'sk-matrix' })(SCENARIOS.anthropic_model),
+  // /openai/v1/responses: what @ai-sdk/azure uses by default (a base URL ending in /openai/v1 is used as it is)
+  'azure-responses': (url) => createAzure({ baseURL: `${url}/openai/v1`, apiKey: 'azure-matrix' })(SCENARIOS.openai_model),
+  // /openai/deployments/{deployment}/chat/completions?api-version=...: Azure's own stream shapes
+  'azure-chat': (url) => createAzure({ baseURL: `${url}/openai`, apiKey: 'azure-matrix', useDeploymentBasedUrls: true,
+                                      apiVersion: '2024-10-21' }).chat(SCENARIOS.openai_model),
 };
 
 await main({
