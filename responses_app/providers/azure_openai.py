@@ -11,7 +11,6 @@ answer costs what an OpenAI one does.
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -51,6 +50,9 @@ MARK = b',"logprobs":null,"finish_reason":'
 OPEN_CHOICE = MARK + b"null}"  # a chunk that continues its choice
 CLOSED_CHOICE = MARK + b'"'  # the choice's finish (in a stream) or the whole choice (in JSON)
 SAFE = b',"content_filter_results":' + dumps(filter_results("completion"))
+# A stream's content chunks carry the four graded categories only, as the service's streams do.
+SAFE_OPEN_CHOICE = b',"content_filter_results":' + dumps(
+    {category: {"filtered": False, "severity": "safe"} for category in sorted(SEVERITY_CATEGORIES)}) + OPEN_CHOICE
 PROMPT_RESULTS = b'"prompt_filter_results":' + dumps([{"prompt_index": 0, "content_filter_results": filter_results("prompt")}])
 PROMPT_CHUNK = b'data: {"choices":[],"created":0,"id":"","model":"","object":"",' + PROMPT_RESULTS + b"}\n\n"
 
@@ -94,7 +96,11 @@ class AzureFormat:
     filter_details = staticmethod(filter_details)
 
     def parse(self, data: dict) -> ChatRequest:
-        return dataclasses.replace(self.base.parse(data), provider=NAME)
+        parsed = self.base.parse(data)
+        # The request was just made and nothing holds it yet: name its provider in place (a dataclasses.replace
+        # of its twenty fields would cost as much as a quarter of the parsing).
+        object.__setattr__(parsed, "provider", NAME)
+        return parsed
 
     def _annotating(self) -> bool:
         return self.annotated and settings.MOCKLLM_AZURE_CONTENT_FILTER_RESULTS
@@ -108,7 +114,8 @@ class AzureFormat:
 
     def render_stream(self, request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char") -> Iterator[bytes]:
         """The OpenAI stream after a first chunk with no choices that carries the prompt's results; each choice
-        chunk carries the completion's results (empty on its finish, unless a filter cut the answer off)."""
+        chunk carries the completion's results (the graded categories; empty on its finish, unless a filter cut
+        the answer off)."""
         events = self.base.render_stream(request, match, ids, chunk)
         if not self._annotating():
             yield from events
@@ -117,7 +124,7 @@ class AzureFormat:
                     else b',"content_filter_results":{}') + CLOSED_CHOICE
         yield PROMPT_CHUNK
         for event in events:
-            yield event.replace(OPEN_CHOICE, SAFE + OPEN_CHOICE).replace(CLOSED_CHOICE, finished)
+            yield event.replace(OPEN_CHOICE, SAFE_OPEN_CHOICE).replace(CLOSED_CHOICE, finished)
 
 
 chat = AzureFormat(openai_chat, annotated=True)
