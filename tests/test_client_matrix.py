@@ -25,6 +25,7 @@ SCENARIO_NAMES = ("plain", "stream", "tool", "structured", "rate_limit")
 # library: (node script, its variant argument); the variants of the Vercel AI SDK are its providers.
 NODE_LIBRARIES = {
     "openai-node": ("openai.mjs", None),
+    "openai-node-azure": ("openai.mjs", "azure"),
     "anthropic-node": ("anthropic.mjs", None),
     "ai-sdk-openai-chat": ("ai-sdk.mjs", "openai-chat"),
     "ai-sdk-openai-responses": ("ai-sdk.mjs", "openai-responses"),
@@ -238,11 +239,12 @@ async def pydantic_ai_run(model, scenario: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("library, path", [
+    ("openai-node-azure", "/openai/deployments/{model}/chat/completions"),
     ("ai-sdk-azure-chat", "/openai/deployments/{model}/chat/completions"),
     ("ai-sdk-azure-responses", "/openai/v1/responses"),
 ])
 def test_the_azure_provider_reaches_the_azure_paths(library: str, path: str, matrix_server: Server, node: str):
-    """@ai-sdk/azure's two routes, streamed: through Azure's shapes (the choiceless first chunk included)."""
+    """The Azure clients' routes, streamed: through Azure's shapes (the choiceless first chunk included)."""
     path = path.format(model=SCENARIOS["openai_model"])
     before = len([line for line in matrix_server.log_events("request") if line["path"] == path])
     result = run_node(node, matrix_server, library, "stream")
