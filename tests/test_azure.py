@@ -186,6 +186,11 @@ def test_a_filtered_completion_finishes_with_content_filter(srv):
     last = [chunk for chunk in chunks if chunk.choices][-1].choices[0]
     assert last.finish_reason == "content_filter"
     assert last.model_extra["content_filter_results"]["protected_material_code"] == {"filtered": True, "detected": True}
+    cut = client.responses.create(model="gpt-4o-deployment", input="an answer the filter stops")
+    assert (cut.status, cut.incomplete_details.reason, cut.output_text) == ("incomplete", "content_filter", "")
+    events = [event.type for event in client.responses.create(model="gpt-4o-deployment", stream=True,
+                                                              input="an answer the filter stops")]
+    assert events[-1] == "response.incomplete"
     with pytest.raises(openai.ContentFilterFinishReasonError):
         client.chat.completions.parse(model="gpt-4o-deployment", messages=[
             {"role": "user", "content": "an answer the filter stops"}])
