@@ -275,6 +275,9 @@ MOCKLLM_MODELS = env_list(
 )
 # Length of derived embedding vectors when a request gives no `dimensions`.
 MOCKLLM_EMBEDDING_DIMENSIONS = env_int("MOCKLLM_EMBEDDING_DIMENSIONS", 1536, minimum=1)
+# Azure OpenAI answers carry Azure's content-filter annotations (prompt_filter_results, content_filter_results,
+# and a first stream chunk with no choices), as the real service sends them; off: the plain OpenAI bodies.
+MOCKLLM_AZURE_CONTENT_FILTER_RESULTS = env_bool("MOCKLLM_AZURE_CONTENT_FILTER_RESULTS", True)
 # The longest a `stall` or `timeout` fault keeps a connection waiting.
 MOCKLLM_STALL_SECONDS = env_float("MOCKLLM_STALL_SECONDS", 300.0, minimum=0.0)
 # How often each server process checks whether the canned set changed in another process.

@@ -12,6 +12,7 @@ urlpatterns = [
     path("v1/", include("responses_app.api.urls")),
     path("v1beta/", include("responses_app.api.gemini_urls")),  # Gemini API
     path("v1beta1/", include("responses_app.api.gemini_urls")),  # Vertex AI's default version
+    path("openai/", include("responses_app.api.azure_urls")),
     # The other provider API prefixes (api/paths.py): until a route there answers, a provider-shaped 404.
     re_path(r"^(?P<path>(?:v1beta1?|openai|model|api)(?:/.*)?)$", unknown_route),
     path("control/", include("responses_app.team.urls")),

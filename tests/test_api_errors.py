@@ -53,6 +53,11 @@ CASES = [
     ("unknown route under /v1beta (Gemini's shape)", "POST", "/v1beta/nothing", JSON, body(GOOD_OPENAI), 404, None,
      "Unknown request URL"),
     ("unknown route under /openai", "GET", "/openai", {}, None, 404, None, "Unknown request URL"),
+    ("azure without api-version", "POST", "/openai/deployments/d/chat/completions", JSON, body(GOOD_OPENAI), 404, None,
+     "Resource not found"),
+    ("azure missing messages", "POST", "/openai/deployments/d/chat/completions?api-version=1", JSON, body({}), 400,
+     "messages", "required"),
+    ("azure unknown route", "POST", "/openai/v1/nothing", JSON, body(GOOD_OPENAI), 404, None, "Unknown request URL"),
     ("unknown route under /api", "POST", "/api/nothing/here", JSON, body(GOOD_OPENAI), 404, None, "Unknown request URL"),
     ("mock status", "POST", OPENAI, {**JSON, "X-Mock-Status": "429"}, body(GOOD_OPENAI), 429, None, "X-Mock-Status"),
     ("bad mock status", "POST", OPENAI, {**JSON, "X-Mock-Status": "teapot"}, body(GOOD_OPENAI), 400, None, "X-Mock-Status"),
@@ -128,6 +133,10 @@ def assert_provider_error(path, headers, response, payload, status, param, words
         expected_type = {400: "invalid_request_error", 404: "not_found_error", 405: "invalid_request_error",
                          415: "invalid_request_error", 413: "request_too_large", 529: "overloaded_error"}[status]
         assert data["error"]["type"] == expected_type
+        message = data["error"]["message"]
+    elif path.startswith("/openai") and (status != 400 or param is None):  # Azure's own: the status as the code
+        assert set(data) == {"error"} and set(data["error"]) == {"code", "message"}
+        assert data["error"]["code"] == str(status)
         message = data["error"]["message"]
     else:
         assert set(data) == {"error"} and set(data["error"]) == {"message", "type", "param", "code"}

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .support import ROOT, Server, leave_out_or_fail, make_server
+from .support import ROOT, Server, leave_out_or_fail, make_server, wait_for
 
 CLIENTS = ROOT / "tests" / "clients"
 SCENARIOS = json.loads((CLIENTS / "scenarios.json").read_text())
@@ -25,11 +25,14 @@ SCENARIO_NAMES = ("plain", "stream", "tool", "structured", "rate_limit")
 # library: (node script, its variant argument); the variants of the Vercel AI SDK are its providers.
 NODE_LIBRARIES = {
     "openai-node": ("openai.mjs", None),
+    "openai-node-azure": ("openai.mjs", "azure"),
     "anthropic-node": ("anthropic.mjs", None),
     "ai-sdk-openai-chat": ("ai-sdk.mjs", "openai-chat"),
     "ai-sdk-openai-responses": ("ai-sdk.mjs", "openai-responses"),
     "ai-sdk-anthropic": ("ai-sdk.mjs", "anthropic"),
     "ai-sdk-google": ("ai-sdk.mjs", "google"),
+    "ai-sdk-azure-responses": ("ai-sdk.mjs", "azure-responses"),
+    "ai-sdk-azure-chat": ("ai-sdk.mjs", "azure-chat"),
 }
 PYDANTIC_AI_LIBRARIES = ("pydantic-ai-openai-chat", "pydantic-ai-openai-responses", "pydantic-ai-anthropic",
                          "pydantic-ai-google")
@@ -243,3 +246,21 @@ async def pydantic_ai_run(model, scenario: str) -> dict[str, Any]:
     except ModelHTTPError as error:
         return {"error": type(error).__name__, "status": error.status_code, "library_class": True}
     return {"error": None}
+
+
+@pytest.mark.parametrize("library, path", [
+    ("openai-node-azure", "/openai/deployments/{model}/chat/completions"),
+    ("ai-sdk-azure-chat", "/openai/deployments/{model}/chat/completions"),
+    ("ai-sdk-azure-responses", "/openai/v1/responses"),
+])
+def test_the_azure_provider_reaches_the_azure_paths(library: str, path: str, matrix_server: Server, node: str):
+    """The Azure clients' routes, streamed: through Azure's shapes (the choiceless first chunk included)."""
+    path = path.format(model=SCENARIOS["openai_model"])
+    before = len([line for line in matrix_server.log_events("request") if line["path"] == path])
+    result = run_node(node, matrix_server, library, "stream")
+    assert result["text"] == SCENARIOS["plain"]["answer"]
+
+    def lines() -> list[dict]:
+        return [line for line in matrix_server.log_events("request") if line["path"] == path]
+    wait_for(lambda: len(lines()) > before)
+    assert (lines()[-1]["provider"], lines()[-1]["stream"], lines()[-1]["status"]) == ("azure", True, 200)

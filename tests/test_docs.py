@@ -479,6 +479,22 @@ def test_the_x_mock_status_example(server, tmp_path, block):
     assert set(json.loads(body)["error"]) == {"message", "type", "param", "code"}  # the OpenAI shape
 
 
+@runs(("docs/providers.md", "from openai import AzureOpenAI"))
+def test_the_azure_openai_example(server, block):
+    result = subprocess.run([sys.executable, "-c", at_server(block, server.port)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [SKY, "{'filtered': False, 'severity': 'safe'}", SKY]  # JSON, then streamed
+
+
+@runs(("docs/failures.md", 'curl -s "http://127.0.0.1:8000/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"'))
+def test_the_content_filter_example(server, tmp_path, block):
+    [output] = curl_outputs(run_bash(block, cwd=tmp_path, port=server.port))
+    error = json.loads(output)["error"]
+    assert (error["code"], error["param"], error["status"]) == ("content_filter", "prompt", 400)
+    assert error["innererror"]["content_filter_result"]["hate"] == {"filtered": True, "severity": "high"}
+
+
 @runs(("README.md", "export TOKEN=..."), ("docs/team.md", "export TOKEN=..."))
 def test_the_test_run_example(examples_server, tmp_path, block):
     # The example reads the run's journal: start without the entries of an earlier run of it.

@@ -26,7 +26,13 @@ from responses_app.canned import dumping
 from responses_app.canned.conversation import ChatRequest, Tool
 from responses_app.canned.dumping import DumpError, dump_default_set, entry_document
 from responses_app.canned.entries import FINISH_REASONS, MATCH_KINDS, PROVIDERS, STOP_REASONS, TARGETS, validate_row
-from responses_app.canned.fault_schema import STREAM_FAULTS, TIMING_RATES
+from responses_app.canned.fault_schema import (
+    CONTENT_FILTER_TARGETS,
+    FILTER_SEVERITIES,
+    SEVERITY_CATEGORIES,
+    STREAM_FAULTS,
+    TIMING_RATES,
+)
 from responses_app.canned.loading import write_responses
 from responses_app.canned.matching import SetIndex
 from responses_app.canned.responses_file import ResponsesFileError, parse_responses
@@ -300,6 +306,9 @@ error = st.fixed_dictionaries({"status": st.integers(400, 599)}, optional={
     "message": texts, "type": texts, "code": texts, "retry_after": numbers, "should_retry": st.booleans()})
 stream_error = st.fixed_dictionaries({"mode": st.sampled_from(STREAM_FAULTS)}, optional={
     "after_chunks": st.integers(0, 20), "after_ms": numbers})
+content_filter = st.one_of(st.sampled_from(CONTENT_FILTER_TARGETS), st.fixed_dictionaries(
+    {"on": st.sampled_from(CONTENT_FILTER_TARGETS)},
+    optional={"category": st.sampled_from(SEVERITY_CATEGORIES), "severity": st.sampled_from(FILTER_SEVERITIES)}))
 
 
 def _match(kind: str, target: str | None, text: str) -> Any:
@@ -317,7 +326,7 @@ entry_fields = st.fixed_dictionaries({"match": match}, optional={
     "model": st.sampled_from(["gpt-4*", "claude-*", "*", "m"]), "provider": st.sampled_from(PROVIDERS), "tool": names,
     "has_tool_result": st.booleans(), "priority": st.integers(-2, 2), "name": texts,
     "embedding": st.lists(st.floats(-1, 1), min_size=1, max_size=4), "error": error, "timing": timing,
-    "stream_error": stream_error})
+    "stream_error": stream_error, "content_filter": content_filter})
 reply_fields = st.one_of(st.just({}), reply.map(lambda r: {"response": r}),
                          st.lists(reply, min_size=1, max_size=3).map(lambda t: {"turns": t}))
 
@@ -343,7 +352,7 @@ settings_block = st.fixed_dictionaries({}, optional={
     "rate_limits": st.fixed_dictionaries({}, optional={"requests_per_minute": st.integers(1, 999),
                                                        "tokens_per_minute": st.floats(1, 1e6)}),
     "models": st.dictionaries(st.sampled_from(["flaky-*", "slow-*", "*"]), st.fixed_dictionaries({}, optional={
-        "timing": timing, "error": error, "stream_error": stream_error}), max_size=2),
+        "timing": timing, "error": error, "stream_error": stream_error, "content_filter": content_filter}), max_size=2),
     "note": st.one_of(texts, st.integers(), st.booleans(), st.none())})
 files = st.fixed_dictionaries({"responses": st.one_of(entries, plain_entries)}, optional={
     "defaults": st.fixed_dictionaries({"unknown_response": texts}), "settings": settings_block})

@@ -33,6 +33,9 @@ def answer(request: HttpRequest, provider: Provider, parsed: ChatRequest) -> Htt
     plan = faults.decide(request, record, match, index.settings)
     if plan.refusal is not None:
         return plan.refusal
+    if plan.content_filter is not None:  # a completion's (a filtered prompt is refused above)
+        match = record.match = faults.completion_filtered(match, plan.content_filter)
+        record.output_tokens = match.output_tokens
     return deliver(record, provider, parsed, match, plan)
 
 

@@ -28,9 +28,12 @@ ANONYMOUS = Client()
 
 
 def presented_key(request: HttpRequest) -> str:
-    """The API key a request carries, in `x-api-key` (Anthropic), `Authorization: Bearer` (OpenAI, and
-    Vertex AI's access tokens), `x-goog-api-key` or the `key` query parameter (Gemini)."""
-    key = request.META.get("HTTP_X_API_KEY", "").strip() or request.META.get("HTTP_X_GOOG_API_KEY", "").strip()
+    """The API key a request carries, in `x-api-key` (Anthropic), `api-key` (Azure OpenAI), `Authorization:
+    Bearer` (OpenAI, Azure's Entra ID tokens, Vertex AI's access tokens), `x-goog-api-key` or the `key`
+    query parameter (Gemini)."""
+    meta = request.META
+    key = (meta.get("HTTP_X_API_KEY", "").strip() or meta.get("HTTP_API_KEY", "").strip()
+           or meta.get("HTTP_X_GOOG_API_KEY", "").strip())
     if key:
         return key
     authorization = request.META.get("HTTP_AUTHORIZATION", "")
@@ -84,7 +87,8 @@ def identify(request: HttpRequest, index: CannedIndex, *, require_key: bool) -> 
         said = Client("", asked_scenario, test_id)
         if not key:
             raise KeyRefused("You didn't provide an API key. Send it as `Authorization: Bearer KEY`, "
-                             "`x-api-key: KEY` or `x-goog-api-key: KEY`; keys are created in the mockllm admin.", said)
+                             "`x-api-key: KEY`, `api-key: KEY` or `x-goog-api-key: KEY`; keys are created in the "
+                             "mockllm admin.", said)
         shown = key[:6] + "..." + key[-2:] if len(key) > 12 else "***"
         raise KeyRefused(f"Incorrect API key provided: {shown}. Keys are created in the mockllm admin.", said)
     scenario = asked_scenario or (info.scenario if info else "")

@@ -16,7 +16,7 @@ from rest_framework import exceptions as drf
 
 from responses_app.api.rate_limits import Budget, seconds_text
 from responses_app.api.record import record_of
-from responses_app.providers import anthropic_messages, gemini_generate, openai_chat
+from responses_app.providers import anthropic_messages, azure_openai, gemini_generate, openai_chat
 from responses_app.providers.base import Provider
 from responses_app.providers.common import APIError, dumps
 
@@ -40,10 +40,13 @@ MOCK_MESSAGES = {
 def provider_for(request: HttpRequest) -> Provider:
     """The wire format of the request's route once a view took it; before that (an unknown URL, a
     refused key, a header-asked error), Anthropic's for /v1/messages... or a request carrying
-    `anthropic-version`, Gemini's for a request that looks like a Gemini client's, else OpenAI's."""
+    `anthropic-version`, Azure's under /openai, Gemini's for a request that looks like a Gemini client's,
+    else OpenAI's."""
     record = record_of(request)
     if record.provider is not None:
         return record.provider
+    if request.path.startswith("/openai"):
+        return azure_openai.chat
     if request.path.startswith("/v1/messages") or "HTTP_ANTHROPIC_VERSION" in request.META:
         return anthropic_messages
     if is_gemini_request(request):
@@ -144,7 +147,10 @@ def mock_error_response(request: HttpRequest, spec: Mapping[str, Any], *, source
     provider = provider_for(request)
     if provider.NAME == "anthropic" and status == 529 and not error_type:
         error_type = "overloaded_error"
-    response = error_response(request, status, message, code=spec.get("code"), error_type=error_type)
+    # A filtered prompt names its category where the format can (Azure's innererror); other formats get the message.
+    filter_details = getattr(provider, "filter_details", None) if "filtered" in spec else None
+    response = error_response(request, status, message, code=spec.get("code"), error_type=error_type,
+                              param=spec.get("param"), details=filter_details(*spec["filtered"]) if filter_details else None)
     retry_after = retry_after_of(spec, budget)
     if retry_after is not None:
         response["retry-after"] = str(math.ceil(retry_after))

@@ -24,7 +24,14 @@ from responses_app.api.clients import client_key
 from responses_app.api.errors import error_response, mock_error_response, retry_after_of
 from responses_app.api.rate_limits import Budget, rate_limiter
 from responses_app.api.record import RequestRecord, record_of
-from responses_app.canned.fault_schema import header_params, parse_error, parse_stream_error, parse_timing
+from responses_app.canned.conversation import Reply
+from responses_app.canned.fault_schema import (
+    header_params,
+    parse_content_filter,
+    parse_error,
+    parse_stream_error,
+    parse_timing,
+)
 from responses_app.canned.fields import EntryError
 from responses_app.canned.matching import Match
 from responses_app.providers.common import APIError
@@ -45,6 +52,7 @@ class Plan:
     stream_error: dict[str, Any] | None = None
     budget: Budget | None = None  # the client's rate-limit budgets after this request, when limits are set
     refusal: HttpResponse | None = None  # the error answer, when the request is refused
+    content_filter: dict[str, Any] | None = None  # a content filter's refusal of the prompt or the completion
 
 
 class RandomFailures:
@@ -111,7 +119,16 @@ def plan_for(headers: Mapping[str, str], model: str, entry_options: Mapping[str,
         if params.get("mode") in ("1", "true", "yes"):
             params["mode"] = "error"
         stream_error = parse_stream_error(params, "X-Mock-Stream-Error")
-    return Plan(error=error, timing=timing, stream_error=stream_error)
+
+    content_filter = None
+    for rule in rules:
+        content_filter = rule.get("content_filter", content_filter)
+    content_filter = entry.get("content_filter", content_filter)
+    if "x-mock-content-filter" in headers:
+        params = header_params(headers["x-mock-content-filter"])
+        params["on"] = params.pop("mode", params.get("on", ""))
+        content_filter = parse_content_filter(params, "X-Mock-Content-Filter")
+    return Plan(error=error, timing=timing, stream_error=stream_error, content_filter=content_filter)
 
 
 def error_from_headers(headers: Mapping[str, str]) -> dict[str, Any] | None:
@@ -179,4 +196,27 @@ def decide(request: HttpRequest, record: RequestRecord, match: Match, settings: 
     if plan.error is not None:
         refusal = refuse(request, plan.error, source="error asked for", budget=budget)
         return dataclasses.replace(plan, budget=budget, refusal=refusal)
+    if plan.content_filter is not None and plan.content_filter["on"] == "prompt":
+        refusal = refuse(request, prompt_filtered(plan.content_filter), source="content filter", budget=budget)
+        return dataclasses.replace(plan, budget=budget, refusal=refusal)
     return dataclasses.replace(plan, budget=budget) if budget is not None else plan
+
+
+# Azure OpenAI's words for a filtered prompt (other formats get the same message in their own shape).
+PROMPT_FILTERED = ("The response was filtered due to the prompt triggering Azure OpenAI's content management policy. "
+                   "Please modify your prompt and retry. To learn more about our content filtering policies please "
+                   "read our documentation: https://go.microsoft.com/fwlink/?linkid=2198766")
+
+
+def prompt_filtered(content_filter: Mapping[str, Any]) -> dict[str, Any]:
+    """The error a filtered prompt gets: a 400 `content_filter`, naming the category (Azure's innererror)."""
+    return {"status": 400, "code": "content_filter", "param": "prompt", "message": PROMPT_FILTERED,
+            "filtered": (content_filter["category"], content_filter["severity"])}
+
+
+def completion_filtered(match: Match, content_filter: Mapping[str, Any]) -> Match:
+    """The answer a filtered completion gets: no text, no tool calls, finish_reason `content_filter`."""
+    reply = Reply(text="", finish_reason="content_filter", stop_reason="refusal",
+                  response_id=match.reply.response_id, created=match.reply.created,
+                  filtered=(content_filter["category"], content_filter["severity"]))
+    return dataclasses.replace(match, reply=reply)

@@ -20,6 +20,12 @@ OPENAI_ERROR = {
         "message": {"type": "string", "minLength": 1}, "type": {"type": "string"},
         "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}}},
 }
+AZURE_ERROR = {  # the service's own {code, message}, the model's OpenAI shape, or a filtered prompt's
+    "type": "object", "required": ["error"],
+    "properties": {"error": {"type": "object", "required": ["message", "code"], "properties": {
+        "message": {"type": "string", "minLength": 1}, "code": {"type": ["string", "null"]},
+        "innererror": {"type": "object"}}}},
+}
 ANTHROPIC_ERROR = {
     "type": "object", "required": ["type", "error"],
     "properties": {"type": {"const": "error"}, "request_id": {"type": "string"},
@@ -38,6 +44,8 @@ MOCK_HEADERS = [
      "description": "ttft_ms=…; chunks_per_second=…; chunk=char|word|token|N; jitter=…; seed=…"},
     {"name": "X-Mock-Stream-Error", "in": "header", "required": False, "schema": {"type": "string"},
      "description": "error | disconnect | no_done | malformed | stall | timeout, with after_chunks=N or after_ms=N"},
+    {"name": "X-Mock-Content-Filter", "in": "header", "required": False, "schema": {"type": "string"},
+     "description": "prompt | completion, with category=… and severity=low|medium|high: a content filter's refusal"},
     {"name": "X-Mock-Test-Id", "in": "header", "required": False,
      "schema": {"type": "string", "maxLength": 200, "pattern": "^[ -~]*$"},
      "description": "The test run this request belongs to: it sees that run's canned responses first, and its "
@@ -210,6 +218,38 @@ def gemini_spec_paths() -> dict[str, Any]:
             "/v1beta1/publishers/{publisher}/models/{model_id}": vertex_one}
 
 
+def azure_paths(openai_paths: dict[str, Any]) -> dict[str, Any]:
+    """Azure OpenAI's paths: each OpenAI operation by deployment (the model optional in the body, `api-version`
+    required) and under /openai/v1/, in Azure's error shape."""
+    deployment = {"name": "deployment", "in": "path", "required": True,
+                  "schema": {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9._-]+$"}}
+    version = {"name": "api-version", "in": "query", "required": True, "schema": {"type": "string", "minLength": 1},
+               "description": "Any version; without it, a 404 \"Resource not found\", as Azure answers."}
+
+    def azure(operations: dict[str, Any], *parameters: dict, model_optional: bool = False) -> dict[str, Any]:
+        copied = {}
+        for method, operation in operations.items():
+            operation = {**operation, "parameters": [*parameters, *operation.get("parameters", [])],
+                         "responses": {status: {**answer, "content": {"application/json": {"schema": AZURE_ERROR}}}
+                                       if status[0] in "45" else answer for status, answer in operation["responses"].items()}}
+            if model_optional:
+                schema = operation["requestBody"]["content"]["application/json"]["schema"]
+                body = {**schema, "required": [name for name in schema["required"] if name != "model"]}
+                operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+            copied[method] = operation
+        return copied
+
+    paths: dict[str, Any] = {}
+    for name in ("chat/completions", "completions", "embeddings", "responses"):
+        paths[f"/openai/deployments/{{deployment}}/{name}"] = azure(openai_paths[f"/v1/{name}"], deployment, version,
+                                                                   model_optional=True)
+    paths["/openai/responses"] = azure(openai_paths["/v1/responses"], version)
+    paths["/openai/models"] = azure(openai_paths["/v1/models"], version)
+    for name in ("chat/completions", "completions", "embeddings", "responses", "models", "models/{model_id}"):
+        paths[f"/openai/v1/{name}"] = azure(openai_paths[f"/v1/{name}"])
+    return paths
+
+
 def build_spec(*, mock_headers: bool = True) -> dict[str, Any]:
     """The description; without `mock_headers`, the X-Mock-* headers are left out (for fuzzing: they
     ask for errors, stalls and broken streams on purpose)."""
@@ -217,10 +257,10 @@ def build_spec(*, mock_headers: bool = True) -> dict[str, Any]:
     models_get = {"get": {"summary": "The configured models: OpenAI shape, or Anthropic's with `anthropic-version`.",
                           "responses": {"200": {"description": "The list.", "content": {"application/json": {
                               "schema": {"type": "object", "required": ["data"]}}}}}}}
-    return {
+    spec = {
         "openapi": "3.1.0",
         "info": {"title": "mockllm", "version": "1",
-                 "description": "Canned, deterministic answers in the OpenAI, Anthropic and Gemini (and Vertex AI) "
+                 "description": "Canned, deterministic answers in the OpenAI, Anthropic, Azure OpenAI and Gemini (and Vertex AI) "
                                 "wire formats."},
         "paths": {
             "/v1/chat/completions": _post("OpenAI chat completions", CHAT_REQUEST, CHAT_RESPONSE, OPENAI_ERROR),
@@ -253,7 +293,9 @@ def build_spec(*, mock_headers: bool = True) -> dict[str, Any]:
                               "404": {"description": "Not one of MOCKLLM_MODELS.",
                                       "content": {"application/json": {"schema": OPENAI_ERROR}}}}}},
         },
-    } if mock_headers else _without_mock_headers(build_spec())
+    }
+    spec["paths"].update(azure_paths(spec["paths"]))
+    return spec if mock_headers else _without_mock_headers(spec)
 
 
 def _without_mock_headers(spec: dict[str, Any]) -> dict[str, Any]:

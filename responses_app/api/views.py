@@ -59,7 +59,10 @@ class EmbeddingsView(ProviderView):
     provider = openai_embeddings
 
     def post(self, request: Request) -> HttpResponseBase:
-        parsed = openai_embeddings.parse(read_json_body(request))
+        return self.embed(request, read_json_body(request))
+
+    def embed(self, request: Request, data: dict) -> HttpResponseBase:
+        parsed = openai_embeddings.parse(data)
         record = record_of(request)
         record.endpoint, record.model = openai_embeddings.ENDPOINT, parsed.model
         index = canned_index.current()

@@ -67,6 +67,7 @@ class Reply:
     response_id: str | None = None
     created: int | None = None
     signature: str | None = None  # the thinking's signature, when the entry fixes it (a recording does)
+    filtered: tuple[str, str] | None = None  # (category, severity) of the content filter that cut this answer off
 
     @property
     def usage(self) -> Mapping[str, int]:

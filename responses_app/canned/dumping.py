@@ -27,9 +27,8 @@ from responses_app.models import CannedResponse, ResponseSet, Source
 
 Row = tuple[str, str, dict[str, Any]]  # (prompt, answer, options) as parse_entry gives them
 # The order an entry's fields are written in: what it matches, the restrictions, then what it answers.
-FIELD_ORDER = ("match", "model", "provider", "tool", "has_tool_result", "priority", "name", "recorded", "recorded_timing", "response",
-               "turns",
-               "embedding", "error", "timing", "stream_error")
+FIELD_ORDER = ("match", "model", "provider", "tool", "has_tool_result", "priority", "name", "recorded", "recorded_timing",
+               "response", "turns", "embedding", "error", "timing", "stream_error", "content_filter")
 # Characters a literal block (`|`) would not give back as written: YAML reads them as line breaks.
 NOT_IN_LITERAL = frozenset("\r\x85\u2028\u2029")
 WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
@@ -179,13 +178,13 @@ def entry_document(prompt: str, answer: str, options: dict[str, Any], *, literal
     if "response" in spec:
         spec["response"] = _reply(spec["response"], literal)
         no_text = spec["response"] == "" and "turns" not in spec
-        if no_text and ("embedding" in spec or "error" in spec):
-            del spec["response"]  # an embedding or an error stands alone
+        if no_text and ("embedding" in spec or "error" in spec or "content_filter" in spec):
+            del spec["response"]  # an embedding, an error or a content filter stands alone
     if "turns" in spec:
         spec["turns"] = [_reply(turn, literal, turn=True) for turn in spec["turns"]]
     if "embedding" in spec:
         spec["embedding"] = _FlowList(spec["embedding"])
-    for key in ("error", "timing", "stream_error", "recorded_timing"):
+    for key in ("error", "timing", "stream_error", "content_filter", "recorded_timing"):
         if key in spec:
             spec[key] = _Flow(spec[key])
     ordered = {key: spec[key] for key in FIELD_ORDER if key in spec}

@@ -5,14 +5,14 @@ An entry's stored form is a row: `prompt` (the text it matches), `answer` (the t
 
     match: exact | normalized | contains | regex      (default exact)
     on: last_user | any_user | system | conversation  (default last_user)
-    model: a glob such as "gpt-4*"      provider: openai | anthropic | gemini
+    model: a glob such as "gpt-4*"      provider: openai | anthropic | azure | gemini
     tool: a tool name the request must offer          has_tool_result: true | false
     priority: an integer (higher first; default 0)    name: a label for logs
     response: the reply's parts other than its text (tool_calls, thinking, finish_reason, stop_reason,
               usage, id, created)
     turns: a list of full replies, one per conversation turn
     embedding: a fixed vector for /v1/embeddings
-    error, timing, stream_error: failures and pacing for this entry (fault_schema.py)
+    error, timing, stream_error, content_filter: failures and pacing for this entry (fault_schema.py)
     recorded: the fingerprint of the request a recording answers (canned/recordings.py); such an entry
               answers only that request, and only when no hand-written entry does
     recorded_timing: a recording's own pace (a `timing`), used when a request sends X-Mock-Timing: recorded
@@ -25,18 +25,18 @@ from typing import Any
 
 import re2
 
-from responses_app.canned.fault_schema import parse_error, parse_stream_error, parse_timing
+from responses_app.canned.fault_schema import parse_content_filter, parse_error, parse_stream_error, parse_timing
 from responses_app.canned.fields import EntryError, Scalar, choice, integer, line_of, mapping, plain, text, unknown_keys
 
 MATCH_KINDS = ("exact", "normalized", "contains", "regex")
 TARGETS = ("last_user", "any_user", "system", "conversation")
-PROVIDERS = ("openai", "anthropic", "gemini")
+PROVIDERS = ("openai", "anthropic", "azure", "gemini")
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
 STOP_REASONS = ("end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal",
                 "model_context_window_exceeded")
 ENTRY_KEYS = ("match", "response", "turns", "model", "provider", "tool", "has_tool_result", "priority", "name",
-              "embedding", "error", "timing", "stream_error", "recorded", "recorded_timing")
-FAULT_KEYS = ("error", "timing", "stream_error")  # failures and timing on demand (fault_schema.py)
+              "embedding", "error", "timing", "stream_error", "content_filter", "recorded", "recorded_timing")
+FAULT_KEYS = ("error", "timing", "stream_error", "content_filter")  # failures and timing on demand (fault_schema.py)
 RESPONSE_KEYS = ("text", "tool_calls", "thinking", "signature", "finish_reason", "stop_reason", "usage", "id",
                  "created")
 # The options that decide what an entry matches: two entries may not agree on all of them.
@@ -182,11 +182,13 @@ def parse_entry(entry: dict) -> tuple[str, str, dict[str, Any]]:
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in vector):
             raise EntryError("embedding", "`embedding` must be a non-empty list of numbers", line_of(entry["embedding"]))
         options["embedding"] = [float(x) for x in vector]
-    for key, parse in (("error", parse_error), ("timing", parse_timing), ("stream_error", parse_stream_error)):
+    for key, parse in (("error", parse_error), ("timing", parse_timing), ("stream_error", parse_stream_error),
+                       ("content_filter", parse_content_filter)):
         if key in entry:
             options[key] = parse(entry[key], key)
-    if not any(key in entry for key in ("response", "turns", "embedding", "error")):
-        raise EntryError("response", "the entry needs a `response` (or `turns`, an `embedding` or an `error`)")
+    if not any(key in entry for key in ("response", "turns", "embedding", "error", "content_filter")):
+        raise EntryError("response", "the entry needs a `response` (or `turns`, an `embedding`, an `error` or a "
+                                     "`content_filter`)")
     return prompt, answer, options
 
 

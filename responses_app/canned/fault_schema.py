@@ -13,7 +13,15 @@ STREAM_FAULTS = ("error", "disconnect", "no_done", "malformed", "stall", "timeou
 STREAM_FAULT_KEYS = ("mode", "after_chunks", "after_ms")
 FAILURE_KEYS = ("rate", "statuses", "seed")
 RATE_LIMIT_KEYS = ("requests_per_minute", "tokens_per_minute")
-MODEL_RULE_KEYS = ("timing", "error", "stream_error", "failures")
+MODEL_RULE_KEYS = ("timing", "error", "stream_error", "failures", "content_filter")
+# A content filter's refusal (Azure OpenAI's): of the prompt (a 400 `content_filter` error) or of the completion
+# (an answer cut off with finish_reason `content_filter`), naming the category that tripped it.
+CONTENT_FILTER_KEYS = ("on", "category", "severity")
+CONTENT_FILTER_TARGETS = ("prompt", "completion")
+SEVERITY_CATEGORIES = ("hate", "sexual", "violence", "self_harm")  # graded safe / low / medium / high
+DETECTED_CATEGORIES = {"prompt": ("jailbreak",), "completion": ("protected_material_text", "protected_material_code")}
+FILTER_SEVERITIES = ("low", "medium", "high")
+DEFAULT_FILTER = {"category": "violence", "severity": "high"}
 
 
 def _number(value: Any, field: str, *, minimum: float = 0.0, maximum: float | None = None,
@@ -100,6 +108,28 @@ def parse_stream_error(value: Any, field: str = "stream_error") -> dict[str, Any
     return fault
 
 
+def parse_content_filter(value: Any, field: str = "content_filter") -> dict[str, Any]:
+    """`prompt`, `completion`, or `{on: prompt|completion, category: ..., severity: low|medium|high}`."""
+    spec = {"on": value} if isinstance(plain(value), str) else _mapping(value, field, CONTENT_FILTER_KEYS)
+    target = text(spec.get("on"), f"{field}.on")
+    if target not in CONTENT_FILTER_TARGETS:
+        raise EntryError(f"{field}.on", f"`{field}.on` must be prompt or completion; got {target!r}",
+                         line_of(spec.get("on")))
+    categories = SEVERITY_CATEGORIES + DETECTED_CATEGORIES[target]
+    fault = {"on": target, **DEFAULT_FILTER}
+    if "category" in spec:
+        fault["category"] = text(spec["category"], f"{field}.category")
+        if fault["category"] not in categories:
+            raise EntryError(f"{field}.category", f"`{field}.category` must be one of {', '.join(categories)} "
+                             f"(for the {target}); got {fault['category']!r}", line_of(spec["category"]))
+    if "severity" in spec:
+        fault["severity"] = text(spec["severity"], f"{field}.severity")
+        if fault["severity"] not in FILTER_SEVERITIES:
+            raise EntryError(f"{field}.severity", f"`{field}.severity` must be one of {', '.join(FILTER_SEVERITIES)}; "
+                             f"got {fault['severity']!r}", line_of(spec["severity"]))
+    return fault
+
+
 def parse_failures(value: Any, field: str = "failures") -> dict[str, Any]:
     spec = _mapping(value, field, FAILURE_KEYS)
     failures: dict[str, Any] = {"rate": _number(spec.get("rate", 0), f"{field}.rate", maximum=1)}
@@ -120,7 +150,7 @@ def parse_model_rules(value: Any, field: str = "models") -> dict[str, Any]:
     if not isinstance(value, dict):
         raise EntryError(field, f"`{field}` must map model globs to rules", line_of(value))
     parsers = {"timing": parse_timing, "error": parse_error, "stream_error": parse_stream_error,
-               "failures": parse_failures}
+               "failures": parse_failures, "content_filter": parse_content_filter}
     rules = {}
     for glob, rule in value.items():
         where = f"{field}.{glob}"

@@ -28,6 +28,7 @@ from typing import Any
 import re2
 
 from responses_app.canned.conversation import ChatRequest, Reply, ToolCall
+from responses_app.canned.entries import FAULT_KEYS
 from responses_app.canned.forcing import default_reply, honour_forcing
 from responses_app.canned.tokens import count_tokens
 
@@ -81,9 +82,9 @@ class Entry:
     embedding: tuple[float, ...] | None = None
     key: str = ""  # the exact key (trimmed) or the normalized text, per kind
     regex: Any = field(default=None, compare=False)
-    faults: dict[str, Any] | None = None  # the entry's error, timing and stream_error options
     recorded: str | None = None  # a recording's request fingerprint: found by it alone (canned/recordings.py)
     recorded_timing: dict[str, Any] | None = None  # a recording's own pace, when a request asks for it
+    faults: dict[str, Any] | None = None  # the entry's error, timing, stream_error and content_filter options
 
     @classmethod
     def build(cls, id: int, prompt: str, answer: str, options: dict[str, Any], position: int) -> Entry:
@@ -103,8 +104,8 @@ class Entry:
             has_tool_result=options.get("has_tool_result"), name=options.get("name"),
             embedding=tuple(options["embedding"]) if "embedding" in options else None,
             key=key, regex=re2.compile(prompt) if kind == "regex" else None,
-            faults={k: options[k] for k in ("error", "timing", "stream_error") if k in options} or None,
             recorded=options.get("recorded"), recorded_timing=options.get("recorded_timing"),
+            faults={k: options[k] for k in FAULT_KEYS if k in options} or None,
         )
 
     @property

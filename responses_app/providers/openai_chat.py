@@ -205,9 +205,11 @@ def render_json(request: ChatRequest, match: Match, ids: ResponseIds) -> bytes:
     })
 
 
-def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char") -> Iterator[bytes]:
+def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char", *,
+                  open_annotation: bytes = b"", finish_annotation: bytes = b"") -> Iterator[bytes]:
     """The SSE events of a streamed answer: one chunk per character (or `chunk`) of text, tool-call arguments in
-    fragments that each carry the call's `index`; every chunk a complete `data:` event."""
+    fragments that each carry the call's `index`; every chunk a complete `data:` event. The annotations are
+    fields a format built on this one (Azure's) adds to each choice, before its `logprobs`."""
     reply = match.reply
     ids = effective_ids(reply, ids)
     head = (
@@ -216,7 +218,7 @@ def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: A
         + b',"system_fingerprint":"' + SYSTEM_FINGERPRINT.encode() + b'","choices":['
     )
     tail = b'],"usage":null}\n\n' if request.include_usage else b"]}\n\n"
-    pending = b',"logprobs":null,"finish_reason":null}'
+    pending = open_annotation + b',"logprobs":null,"finish_reason":null}'
     choices = [b'{"index":' + str(i).encode() for i in range(request.n)]
     first_content = b'""' if reply.text is not None else b"null"
     for choice in choices:
@@ -240,7 +242,7 @@ def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: A
                     yield head + choice + b',"delta":{"tool_calls":[' + dumps(fragment) + b"]}" + pending + tail
     finish = dumps(reply.openai_finish())
     for choice in choices:
-        yield head + choice + b',"delta":{},"logprobs":null,"finish_reason":' + finish + b"}" + tail
+        yield head + choice + b',"delta":{}' + finish_annotation + b',"logprobs":null,"finish_reason":' + finish + b"}" + tail
     if request.include_usage:
         yield head + b'],"usage":' + dumps(usage(request, match)) + b"}\n\n"
     yield b"data: [DONE]\n\n"

@@ -121,10 +121,12 @@ def _items(match: Match, done: bool) -> list[dict]:
 def _response(request: ChatRequest, match: Match, ids: ResponseIds, items: list[dict], done: bool) -> dict:
     input_tokens = match.reply.usage.get("input_tokens", request.input_tokens)
     output_tokens = match.reply.usage.get("output_tokens", match.output_tokens)
+    filtered = done and match.reply.openai_finish() == "content_filter"  # a content filter cut the answer off
     return {
         "id": ids.response_id, "object": "response", "created_at": ids.created,
-        "status": "completed" if done else "in_progress", "completed_at": int(time.time()) if done else None,
-        "error": None, "incomplete_details": None, "instructions": request.system or None,
+        "status": ("incomplete" if filtered else "completed") if done else "in_progress",
+        "completed_at": int(time.time()) if done and not filtered else None, "error": None,
+        "incomplete_details": {"reason": "content_filter"} if filtered else None, "instructions": request.system or None,
         "max_output_tokens": None, "model": request.model, "output": items if done else [],
         "parallel_tool_calls": True, "previous_response_id": None,
         "reasoning": {"effort": None, "summary": None}, "store": True, "temperature": 1.0,
@@ -181,7 +183,9 @@ def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: A
             yield event({"type": "response.function_call_arguments.done", "item_id": item["id"],
                          "output_index": index, "name": item["name"], "arguments": arguments})
         yield event({"type": "response.output_item.done", "output_index": index, "item": item})
-    yield event({"type": "response.completed", "response": _response(request, match, ids, items, True)})
+    final = _response(request, match, ids, items, True)
+    yield event({"type": "response.incomplete" if final["status"] == "incomplete" else "response.completed",
+                 "response": final})
 
 
 def render_stream_error(message: str) -> bytes:

@@ -1,6 +1,8 @@
-// The Vercel AI SDK (ai, with @ai-sdk/openai, @ai-sdk/anthropic and @ai-sdk/google) against mockllm.
-// node ai-sdk.mjs SERVER_URL plain|stream|tool|structured|rate_limit openai-chat|openai-responses|anthropic|google
+// The Vercel AI SDK (ai, with @ai-sdk/openai, @ai-sdk/anthropic, @ai-sdk/google and @ai-sdk/azure) against mockllm.
+// node ai-sdk.mjs SERVER_URL plain|stream|tool|structured|rate_limit
+//   openai-chat|openai-responses|anthropic|google|azure-responses|azure-chat
 import { createAnthropic } from '@ai-sdk/anthropic';
+import { createAzure } from '@ai-sdk/azure';
 import { createGoogleGenerativeAI } from '@ai-sdk/google';
 import { createOpenAI } from '@ai-sdk/openai';
 import { APICallError, Output, generateText, stepCountIs, streamText, tool } from 'ai';
@@ -15,6 +17,11 @@ const PROVIDERS = {
   anthropic: (url) => createAnthropic({ baseURL: `${url}/v1`, apiKey: 'sk-matrix' })(SCENARIOS.anthropic_model),
   // /v1beta/models/{model}:generateContent and :streamGenerateContent?alt=sse, the key in x-goog-api-key
   google: (url) => createGoogleGenerativeAI({ baseURL: `${url}/v1beta`, apiKey: 'matrix-key' })(SCENARIOS.gemini_model),
+  // /openai/v1/responses: what @ai-sdk/azure uses by default (a base URL ending in /openai/v1 is used as it is)
+  'azure-responses': (url) => createAzure({ baseURL: `${url}/openai/v1`, apiKey: 'azure-matrix' })(SCENARIOS.openai_model),
+  // /openai/deployments/{deployment}/chat/completions?api-version=...: Azure's own stream shapes
+  'azure-chat': (url) => createAzure({ baseURL: `${url}/openai`, apiKey: 'azure-matrix', useDeploymentBasedUrls: true,
+                                      apiVersion: '2024-10-21' }).chat(SCENARIOS.openai_model),
 };
 
 await main({
