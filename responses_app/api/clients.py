@@ -28,14 +28,28 @@ ANONYMOUS = Client()
 
 
 def presented_key(request: HttpRequest) -> str:
-    """The API key a request carries, in `x-api-key` (Anthropic) or `Authorization: Bearer` (OpenAI)."""
+    """The API key a request carries, in `x-api-key` (Anthropic) or `Authorization: Bearer` (OpenAI, and
+    Bedrock's API keys); for a request signed with AWS Signature Version 4 (boto3), its access key id
+    (the signature itself is not checked, and never kept)."""
     key = request.META.get("HTTP_X_API_KEY", "").strip()
     if key:
         return key
     authorization = request.META.get("HTTP_AUTHORIZATION", "")
     if authorization[:7].lower() == "bearer ":
         return authorization[7:].strip()
+    if authorization.startswith("AWS4-"):
+        return sigv4_access_key(authorization)
     return ""
+
+
+def sigv4_access_key(authorization: str) -> str:
+    """The access key id of `AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/bedrock/aws4_request, ...`."""
+    start = authorization.find("Credential=")
+    if start < 0:
+        return ""
+    start += len("Credential=")
+    end = authorization.find("/", start)
+    return authorization[start:end if end >= 0 else len(authorization)].strip(" ,")
 
 
 def run_name(value: str, label: str, limit: int, *, param: str) -> str:
@@ -81,7 +95,8 @@ def identify(request: HttpRequest, index: CannedIndex, *, require_key: bool) -> 
         said = Client("", asked_scenario, test_id)
         if not key:
             raise KeyRefused("You didn't provide an API key. Send it as `Authorization: Bearer KEY` or "
-                             "`x-api-key: KEY`; keys are created in the mockllm admin.", said)
+                             "`x-api-key: KEY` (with boto3, as the access key id); keys are created in the mockllm "
+                             "admin.", said)
         shown = key[:6] + "..." + key[-2:] if len(key) > 12 else "***"
         raise KeyRefused(f"Incorrect API key provided: {shown}. Keys are created in the mockllm admin.", said)
     scenario = asked_scenario or (info.scenario if info else "")

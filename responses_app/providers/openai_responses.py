@@ -184,6 +184,7 @@ def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: A
     yield event({"type": "response.completed", "response": _response(request, match, ids, items, True)})
 
 
-def render_stream_error(message: str) -> bytes:
-    payload = {"type": "error", "sequence_number": 0, "code": "server_error", "message": message, "param": None}
+def render_stream_error(message: str, *, error_type: str | None = None) -> bytes:
+    payload = {"type": "error", "sequence_number": 0, "code": error_type or "server_error", "message": message,
+               "param": None}
     return b"event: error\ndata: " + dumps(payload) + b"\n\n"
