@@ -104,9 +104,35 @@ MESSAGES_REQUEST = {
         "system": TEXT_OR_PARTS, "stream": {"type": "boolean"},
     },
 }
+BEDROCK_ERROR = {"type": "object", "required": ["message"], "properties": {"message": {"type": "string", "minLength": 1}}}
+BEDROCK_TEXT_BLOCKS = {"type": "array", "items": {"type": "object", "properties": {"text": {"type": "string"}}}}
+CONVERSE_REQUEST = {
+    "type": "object", "required": ["messages"], "additionalProperties": True,
+    "properties": {
+        "messages": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["role", "content"],
+                                                             "properties": {"role": {"enum": ["user", "assistant"]},
+                                                                            "content": BEDROCK_TEXT_BLOCKS}}},
+        "system": BEDROCK_TEXT_BLOCKS,
+        "inferenceConfig": {"type": "object", "properties": {"maxTokens": {"type": "integer", "minimum": 1}}},
+    },
+}
+CONVERSE_RESPONSE = {"type": "object", "required": ["output", "stopReason", "usage", "metrics"], "properties": {
+    "output": {"type": "object", "required": ["message"]}, "stopReason": {"type": "string"},
+    "usage": {"type": "object", "required": ["inputTokens", "outputTokens", "totalTokens"]},
+    "metrics": {"type": "object", "required": ["latencyMs"]}}}
 MESSAGE_RESPONSE = {"type": "object", "required": ["id", "type", "role", "model", "content", "usage"], "properties": {
     "id": {"type": "string"}, "type": {"const": "message"}, "role": {"const": "assistant"},
     "content": {"type": "array"}, "usage": {"type": "object"}}}
+
+
+def _bedrock(summary: str, body: dict, answer: dict) -> dict:
+    """A Bedrock Runtime operation: the model id in the path (URL-encoded: ARNs hold ':' and '/'), the
+    error's name in x-amzn-ErrorType. Its streaming twin answers application/vnd.amazon.eventstream."""
+    operation = _post(summary, body, answer, BEDROCK_ERROR, stream=False)
+    operation["post"]["parameters"] = [
+        {"name": "modelId", "in": "path", "required": True, "schema": {"type": "string"}},
+        *operation["post"]["parameters"]]
+    return operation
 
 
 def build_spec(*, mock_headers: bool = True) -> dict[str, Any]:
@@ -119,7 +145,7 @@ def build_spec(*, mock_headers: bool = True) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "mockllm", "version": "1",
-                 "description": "Canned, deterministic answers in the OpenAI and Anthropic wire formats."},
+                 "description": "Canned, deterministic answers in the OpenAI, Anthropic and Bedrock wire formats."},
         "paths": {
             "/v1/chat/completions": _post("OpenAI chat completions", CHAT_REQUEST, CHAT_RESPONSE, OPENAI_ERROR),
             "/v1/completions": _post("OpenAI legacy text completions", {
@@ -142,6 +168,14 @@ def build_spec(*, mock_headers: bool = True) -> dict[str, Any]:
             "/v1/messages/count_tokens": _post("Anthropic token counting", count_request, {
                 "type": "object", "required": ["input_tokens"], "properties": {"input_tokens": {"type": "integer"}}},
                 ANTHROPIC_ERROR, stream=False),
+            "/model/{modelId}/converse": _bedrock("Bedrock Runtime Converse (and /converse-stream)", CONVERSE_REQUEST,
+                                                  CONVERSE_RESPONSE),
+            "/model/{modelId}/invoke": _bedrock(
+                "Bedrock Runtime InvokeModel with an Anthropic body (and /invoke-with-response-stream)",
+                {**MESSAGES_REQUEST, "required": ["anthropic_version", "max_tokens", "messages"],
+                 "properties": {**{k: v for k, v in MESSAGES_REQUEST["properties"].items() if k not in ("model", "stream")},
+                                "anthropic_version": {"const": "bedrock-2023-05-31"}}},
+                MESSAGE_RESPONSE),
             "/v1/models": models_get,
             "/v1/models/{model_id}": {"get": {
                 "summary": "One model, or 404.",
