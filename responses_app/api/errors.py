@@ -39,7 +39,7 @@ def provider_for(request: HttpRequest) -> Provider:
     record = record_of(request)
     if record.provider is not None:
         return record.provider
-    if request.path.startswith("/model/"):
+    if request.path == "/model" or request.path.startswith("/model/"):
         return bedrock_converse
     if request.path.startswith("/v1/messages") or "HTTP_ANTHROPIC_VERSION" in request.META:
         return anthropic_messages
