@@ -443,6 +443,14 @@ def test_the_anthropic_curl_examples(server, tmp_path, block):
     assert "".join(d["text"] for d in deltas) == SKY
 
 
+@runs(("docs/providers.md", "import json"))
+def test_the_bedrock_boto3_example(server, block):
+    result = subprocess.run([sys.executable, "-c", at_server(block, server.port)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"{SKY} end_turn", SKY, SKY]  # Converse, its stream, InvokeModel
+
+
 @runs(("docs/failures.md", "# any status from 400 to 599; retry-after / retry-after-ms and x-should-retry when asked for"))
 def test_the_x_mock_status_example(server, tmp_path, block):
     [output] = curl_outputs(run_bash(block, cwd=tmp_path, port=server.port))

@@ -253,26 +253,24 @@ def render_json(request: ChatRequest, match: Match, ids: ResponseIds) -> bytes:
 def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char") -> Iterator[bytes]:
     """The event-stream messages of a streamed answer; text one character (or `chunk`) per delta."""
     yield MESSAGE_START
+    delta = event_stream.framer("contentBlockDelta")
     for index, block in enumerate(content(request, match.reply, ids.response_id)):
         prefix = b'{"contentBlockIndex":' + str(index).encode() + b',"delta":'
         if "text" in block:
             for piece in split_text(block["text"], chunk):
-                yield event_stream.event("contentBlockDelta", prefix + b'{"text":' + dumps(piece) + b"}}")
+                yield delta(prefix + b'{"text":' + dumps(piece) + b"}}")
         elif "reasoningContent" in block:
             reasoning = block["reasoningContent"]["reasoningText"]
             for piece in split_text(reasoning["text"], chunk):
-                yield event_stream.event("contentBlockDelta",
-                                         prefix + b'{"reasoningContent":{"text":' + dumps(piece) + b"}}}")
-            yield event_stream.event("contentBlockDelta", prefix + b'{"reasoningContent":{"signature":'
-                                     + dumps(reasoning["signature"]) + b"}}}")
+                yield delta(prefix + b'{"reasoningContent":{"text":' + dumps(piece) + b"}}}")
+            yield delta(prefix + b'{"reasoningContent":{"signature":' + dumps(reasoning["signature"]) + b"}}}")
         else:
             use = block["toolUse"]
             yield event_stream.event("contentBlockStart", dumps({
                 "contentBlockIndex": index, "start": {"toolUse": {"toolUseId": use["toolUseId"], "name": use["name"]}}}))
             arguments = dumps(use["input"]).decode()
             for at in range(0, len(arguments), ARGUMENT_PIECE):
-                yield event_stream.event("contentBlockDelta", prefix + b'{"toolUse":{"input":'
-                                         + dumps(arguments[at:at + ARGUMENT_PIECE]) + b"}}}")
+                yield delta(prefix + b'{"toolUse":{"input":' + dumps(arguments[at:at + ARGUMENT_PIECE]) + b"}}}")
         yield event_stream.event("contentBlockStop", b'{"contentBlockIndex":' + str(index).encode() + b"}")
     yield event_stream.event("messageStop", b'{"stopReason":' + dumps(stop_reason(match.reply)) + b"}")
     yield event_stream.event("metadata", dumps({"usage": usage(request, match), "metrics": {"latencyMs": ids.latency_ms}}))

@@ -57,8 +57,11 @@ def render_json(request: ChatRequest, match: Match, ids: ResponseIds) -> bytes:
     return anthropic_messages.render_json(request, match, ids)
 
 
+_frame_chunk = event_stream.framer("chunk")
+
+
 def _chunk(payload: bytes) -> bytes:
-    return event_stream.event("chunk", b'{"bytes":"' + base64.b64encode(payload) + b'"}')
+    return _frame_chunk(b'{"bytes":"' + base64.b64encode(payload) + b'"}')
 
 
 def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char") -> Iterator[bytes]:

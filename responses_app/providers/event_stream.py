@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import struct
 from binascii import crc32
+from collections.abc import Callable
 from functools import lru_cache
 
 CONTENT_TYPE = "application/vnd.amazon.eventstream"
@@ -44,9 +45,31 @@ def event_headers(event_type: str) -> bytes:
         + header(":message-type", "event")
 
 
+@lru_cache(maxsize=64)
+def framer(event_type: str) -> Callable[[bytes], bytes]:
+    """event() for one type, for a stream's many deltas. What comes before the payload (prelude, its CRC
+    and the headers) depends only on the payload's length, so it is encoded, and its part of the message
+    CRC computed, once per length: a delta's cost is one CRC over its payload."""
+    headers = event_headers(event_type)
+    prefixes: dict[int, tuple[bytes, int]] = {}
+    pack = _CRC.pack
+
+    def frame(payload: bytes) -> bytes:
+        prefix = prefixes.get(len(payload))
+        if prefix is None:
+            prelude = _PRELUDE.pack(16 + len(headers) + len(payload), len(headers))
+            head = prelude + pack(crc32(prelude)) + headers
+            prefix = (head, crc32(head))
+            if len(prefixes) < 1024:
+                prefixes[len(payload)] = prefix
+        return prefix[0] + payload + pack(crc32(payload, prefix[1]))
+
+    return frame
+
+
 def event(event_type: str, payload: bytes) -> bytes:
     """An event message: `payload` is its JSON."""
-    return message(event_headers(event_type), payload)
+    return framer(event_type)(payload)
 
 
 def exception(exception_type: str, payload: bytes) -> bytes:
