@@ -47,6 +47,12 @@ responses:
     response:
       text: "Done."
       thinking: "Let me think."
+  - match: "break the stream"
+    response: "This stream breaks after two events."
+    stream_error: {{mode: error, type: throttlingException, after_chunks: 2}}
+  - match: "refuse me"
+    response: "never sent"
+    error: {{status: 503}}
 """
 WEATHER_TOOL = {"toolSpec": {"name": "get_weather", "description": "The weather in a city.", "inputSchema": {"json": {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}}
@@ -264,6 +270,15 @@ def test_a_mid_stream_exception_is_raised_by_botocore(srv, asked, code, operatio
     assert len(received) == 4
     assert raised.value.response["Error"]["Code"] == code
     assert "mid-stream error was asked for" in raised.value.response["Error"]["Message"]
+
+
+def test_an_entrys_faults_apply_to_bedrock(srv):
+    bedrock = client(srv)
+    with pytest.raises(botocore.exceptions.EventStreamError) as raised:
+        list(bedrock.converse_stream(modelId=MODEL, messages=user("break the stream"))["stream"])
+    assert raised.value.response["Error"]["Code"] == "throttlingException"
+    with pytest.raises(bedrock.exceptions.ServiceUnavailableException):
+        bedrock.converse(modelId=MODEL, messages=user("refuse me"))
 
 
 def test_a_malformed_frame_fails_botocores_checksum(srv):

@@ -36,7 +36,8 @@ MOCK_HEADERS = [
     {"name": "X-Mock-Timing", "in": "header", "required": False, "schema": {"type": "string"},
      "description": "ttft_ms=…; chunks_per_second=…; chunk=char|word|token|N; jitter=…; seed=…"},
     {"name": "X-Mock-Stream-Error", "in": "header", "required": False, "schema": {"type": "string"},
-     "description": "error | disconnect | no_done | malformed | stall | timeout, with after_chunks=N or after_ms=N"},
+     "description": "error | disconnect | no_done | malformed | stall | timeout, with after_chunks=N or after_ms=N "
+                    "(and type=... for error: the error event's type, Bedrock's stream exception)"},
     {"name": "X-Mock-Test-Id", "in": "header", "required": False,
      "schema": {"type": "string", "maxLength": 200, "pattern": "^[ -~]*$"},
      "description": "The test run this request belongs to: it sees that run's canned responses first, and its "
