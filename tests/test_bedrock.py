@@ -290,10 +290,13 @@ def test_a_malformed_frame_fails_botocores_checksum(srv):
 def test_paced_frames_arrive_over_time(srv):
     bedrock = client(srv, headers={"X-Mock-Timing": "ttft_ms=200; chunks_per_second=40"})
     start = time.monotonic()
-    arrivals = [time.monotonic() - start
-                for _ in bedrock.converse_stream(modelId=MODEL, messages=user("what colour is the sky?"))["stream"]]
-    # 16 deltas and 5 other events at 40 a second after 0.2 s: about 0.7 s (a lower bound: pacing is never faster)
+    arrivals, events = [], []
+    for event in bedrock.converse_stream(modelId=MODEL, messages=user("what colour is the sky?"))["stream"]:
+        arrivals.append(time.monotonic() - start)
+        events.append(event)
+    # 16 deltas and 4 other events at 40 a second after 0.2 s: about 0.7 s (a lower bound: pacing is never faster)
     assert arrivals[0] >= 0.15 and arrivals[-1] - arrivals[0] >= 0.35
+    assert events[-1]["metadata"]["metrics"]["latencyMs"] >= 600  # the paced time, as the service reports its own
 
 
 # -- InvokeModel ---------------------------------------------------------------------------------------
@@ -378,6 +381,8 @@ RAW_CASES = [  # (method, path, headers, body, status, error type, words in the 
     ("POST", CONVERSE, JSON, json.dumps({"messages": [{"role": "user", "content": [{"pdf": 1}]}]}).encode(), 400,
      "ValidationException", "messages.1.member.content.1.member"),
     ("POST", CONVERSE, {"Content-Type": "text/plain"}, GOOD, 415, "ValidationException", "application/json"),
+    ("POST", CONVERSE, JSON, json.dumps({"messages": user("hi"), "toolConfig": {"tools": [WEATHER_TOOL], "toolChoice": {
+        "tool": {"name": "get_time"}}}}).encode(), 400, "ValidationException", "toolConfig.toolChoice.tool.name"),
     ("GET", CONVERSE, {}, None, 405, "ValidationException", "not allowed"),
     ("POST", f"/model/{MODEL}/unknown-operation", JSON, GOOD, 404, "ResourceNotFoundException", "Unknown request URL"),
     ("POST", "/model", JSON, GOOD, 404, "ResourceNotFoundException", "Unknown request URL"),

@@ -123,8 +123,10 @@ def _tools(config: dict) -> tuple[tuple[Tool, ...], str | None, bool]:
         return tuple(tools), None, False
     kind, value = _union(choice, "toolConfig.toolChoice", ("auto", "any", "tool"))
     if kind == "tool":
-        return tuple(tools), _string(_object(value, "toolConfig.toolChoice.tool").get("name"),
-                                     "toolConfig.toolChoice.tool.name"), False
+        name = _string(_object(value, "toolConfig.toolChoice.tool").get("name"), "toolConfig.toolChoice.tool.name")
+        if all(tool.name != name for tool in tools):
+            raise invalid("toolConfig.toolChoice.tool.name", "Member must name one of the tools in toolConfig.tools")
+        return tuple(tools), name, False
     if kind == "any" and tools:
         return tuple(tools), tools[0].name, True
     return tuple(tools), None, False
