@@ -121,3 +121,6 @@ def test_the_try_page_says_which_entry_answers_and_why_others_did_not(admin_clie
     assert "No entry matched" in page and "differs only in case or white space" in page
     page = admin_client.post("/admin/responses_app/cannedresponse/try/", {"api": "anthropic", "body": "{}"}).content.decode()
     assert "would be refused" in page and "`model` is required" in page
+    body = '{"messages": [{"role": "user", "content": [{"text": "what is 2+2?"}]}]}'
+    page = admin_client.post("/admin/responses_app/cannedresponse/try/", {"api": "bedrock", "body": body}).content.decode()
+    assert "2+2 equals 9." in page and "stopReason" in page  # a Converse answer
