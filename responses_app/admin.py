@@ -27,6 +27,7 @@ from responses_app.models import (
     Source,
 )
 from responses_app.providers import anthropic_messages as anthropic
+from responses_app.providers import bedrock_converse as bedrock
 from responses_app.providers import gemini_generate as gemini
 from responses_app.providers import openai_chat as openai
 from responses_app.providers import openai_responses as responses
@@ -37,6 +38,7 @@ TRY_PROVIDERS = {
     "anthropic": ("Anthropic messages (/v1/messages)", anthropic),
     "responses": ("OpenAI Responses API (/v1/responses)", responses),
     "gemini": ("Gemini generateContent (/v1beta/models/{model}:generateContent)", gemini),
+    "bedrock": ("AWS Bedrock Converse (/model/{modelId}/converse)", bedrock),
 }
 TRY_EXAMPLE = '{"model": "mock-llm", "messages": [{"role": "user", "content": "what colour is the sky?"}]}'
 

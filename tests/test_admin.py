@@ -125,3 +125,6 @@ def test_the_try_page_says_which_entry_answers_and_why_others_did_not(admin_clie
     page = admin_client.post("/admin/responses_app/cannedresponse/try/", {"api": "gemini", "body": body}).content.decode()
     assert f"Answered by <a href=\"/admin/responses_app/cannedresponse/{row.pk}/change/\">" in page
     assert "candidates" in page and "2+2 equals 9." in page
+    body = '{"messages": [{"role": "user", "content": [{"text": "what is 2+2?"}]}]}'
+    page = admin_client.post("/admin/responses_app/cannedresponse/try/", {"api": "bedrock", "body": body}).content.decode()
+    assert "2+2 equals 9." in page and "stopReason" in page  # a Converse answer

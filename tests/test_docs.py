@@ -466,6 +466,12 @@ def test_the_gemini_curl_examples(server, tmp_path, block):
     chunks = [json.loads(data) for _, data in sse_events(streamed.replace("\r\n", "\n"))]
     assert "".join(c["candidates"][0]["content"]["parts"][0].get("text", "") for c in chunks) == SKY
     assert chunks[-1]["candidates"][0]["finishReason"] == "STOP" and chunks[-1]["usageMetadata"] == reply["usageMetadata"]
+@runs(("docs/providers.md", "import json"))
+def test_the_bedrock_boto3_example(server, block):
+    result = subprocess.run([sys.executable, "-c", at_server(block, server.port)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"{SKY} end_turn", SKY, SKY]  # Converse, its stream, InvokeModel
 
 
 @runs(("docs/failures.md", "# any status from 400 to 599; retry-after / retry-after-ms and x-should-retry when asked for"))

@@ -1,6 +1,8 @@
 """The request path of every answering endpoint, whatever its wire format: find, plan, deliver."""
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 
 from django.conf import settings
@@ -10,7 +12,7 @@ from responses_app.api import faults, upstream
 from responses_app.api.errors import add_rate_limit_headers
 from responses_app.api.faults import Plan
 from responses_app.api.record import RequestRecord, record_of
-from responses_app.api.sse import deliver_events
+from responses_app.api.sse import MALFORMED_EVENT, deliver_events
 from responses_app.canned.conversation import ChatRequest
 from responses_app.canned.fault_schema import TIMING_RATES
 from responses_app.canned.index import CannedIndex, canned_index
@@ -59,18 +61,27 @@ def deliver(record: RequestRecord, provider: Provider, parsed: ChatRequest, matc
     if any(rate in timing for rate in TIMING_RATES):  # only paced answers pay for measuring themselves
         text = match.reply.text or "".join(call.arguments for call in match.reply.tool_calls)
         duration = stream_seconds(timing, len(split_text(text, chunk)), len(text), match.output_tokens)
-    ids = record.ids = provider.new_ids()
+    ids = provider.new_ids()
+    if ttft or duration:  # the answer's latency, for the formats that report it
+        ids = dataclasses.replace(ids, latency_ms=round((ttft + duration) * 1000))
+    record.ids = ids
     response: HttpResponseBase
     if parsed.stream:
         events = provider.render_stream(parsed, match, ids, chunk)
+        error_event = provider.render_stream_error
+        if plan.stream_error and plan.stream_error.get("type"):
+            error_event = functools.partial(error_event, error_type=plan.stream_error["type"])
         response = StreamingHttpResponse(
-            deliver_events(events, record=record, error_event=provider.render_stream_error, ttft=ttft,
+            deliver_events(events, record=record, error_event=error_event, ttft=ttft,
                            duration=duration, jitter=timing.get("jitter", 0.0), seed=timing.get("seed"),
-                           fault=plan.stream_error, stall_seconds=settings.MOCKLLM_STALL_SECONDS),
+                           fault=plan.stream_error, stall_seconds=settings.MOCKLLM_STALL_SECONDS,
+                           malformed=getattr(provider, "MALFORMED_EVENT", MALFORMED_EVENT)),
             content_type=getattr(provider, "STREAM_CONTENT_TYPE", SSE_CONTENT_TYPE),
         )
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"
+        for name, value in getattr(provider, "STREAM_HEADERS", {}).items():
+            response[name] = value
         if plan.stream_error and plan.stream_error["mode"] == "timeout":
             record.hold = settings.MOCKLLM_STALL_SECONDS  # not a byte, not even the headers
             record.stream_end = "fault:timeout"

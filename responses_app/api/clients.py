@@ -30,7 +30,8 @@ ANONYMOUS = Client()
 def presented_key(request: HttpRequest) -> str:
     """The API key a request carries, in `x-api-key` (Anthropic), `api-key` (Azure OpenAI), `Authorization:
     Bearer` (OpenAI, Azure's Entra ID tokens, Vertex AI's access tokens), `x-goog-api-key` or the `key`
-    query parameter (Gemini)."""
+    query parameter (Gemini); for a request signed with AWS Signature Version 4 (boto3), its access key id
+    (the signature itself is not checked, and never kept)."""
     meta = request.META
     key = (meta.get("HTTP_X_API_KEY", "").strip() or meta.get("HTTP_API_KEY", "").strip()
            or meta.get("HTTP_X_GOOG_API_KEY", "").strip())
@@ -41,7 +42,19 @@ def presented_key(request: HttpRequest) -> str:
         return authorization[7:].strip()
     if "key=" in request.META.get("QUERY_STRING", ""):  # parsed only when it can be there
         return request.GET.get("key", "").strip()
+    if authorization.startswith("AWS4-"):
+        return sigv4_access_key(authorization)
     return ""
+
+
+def sigv4_access_key(authorization: str) -> str:
+    """The access key id of `AWS4-HMAC-SHA256 Credential=AKID/20260101/us-east-1/bedrock/aws4_request, ...`."""
+    start = authorization.find("Credential=")
+    if start < 0:
+        return ""
+    start += len("Credential=")
+    end = authorization.find("/", start)
+    return authorization[start:end if end >= 0 else len(authorization)].strip(" ,")
 
 
 def run_name(value: str, label: str, limit: int, *, param: str) -> str:
@@ -87,8 +100,8 @@ def identify(request: HttpRequest, index: CannedIndex, *, require_key: bool) -> 
         said = Client("", asked_scenario, test_id)
         if not key:
             raise KeyRefused("You didn't provide an API key. Send it as `Authorization: Bearer KEY`, "
-                             "`x-api-key: KEY`, `api-key: KEY` or `x-goog-api-key: KEY`; keys are created in the "
-                             "mockllm admin.", said)
+                             "`x-api-key: KEY`, `api-key: KEY` or `x-goog-api-key: KEY` (with boto3, as the access "
+                             "key id); keys are created in the mockllm admin.", said)
         shown = key[:6] + "..." + key[-2:] if len(key) > 12 else "***"
         raise KeyRefused(f"Incorrect API key provided: {shown}. Keys are created in the mockllm admin.", said)
     scenario = asked_scenario or (info.scenario if info else "")

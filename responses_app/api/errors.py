@@ -16,7 +16,7 @@ from rest_framework import exceptions as drf
 
 from responses_app.api.rate_limits import Budget, seconds_text
 from responses_app.api.record import record_of
-from responses_app.providers import anthropic_messages, azure_openai, gemini_generate, openai_chat
+from responses_app.providers import anthropic_messages, azure_openai, bedrock_converse, gemini_generate, openai_chat
 from responses_app.providers.base import Provider
 from responses_app.providers.common import APIError, dumps
 
@@ -39,14 +39,16 @@ MOCK_MESSAGES = {
 
 def provider_for(request: HttpRequest) -> Provider:
     """The wire format of the request's route once a view took it; before that (an unknown URL, a
-    refused key, a header-asked error), Anthropic's for /v1/messages... or a request carrying
-    `anthropic-version`, Azure's under /openai, Gemini's for a request that looks like a Gemini client's,
-    else OpenAI's."""
+    refused key, a header-asked error), Bedrock's under /model/, Azure's under /openai, Anthropic's for
+    /v1/messages... or a request carrying `anthropic-version`, Gemini's for a request that looks like a
+    Gemini client's, else OpenAI's."""
     record = record_of(request)
     if record.provider is not None:
         return record.provider
     if request.path.startswith("/openai"):
         return azure_openai.chat
+    if request.path == "/model" or request.path.startswith("/model/"):
+        return bedrock_converse
     if request.path.startswith("/v1/messages") or "HTTP_ANTHROPIC_VERSION" in request.META:
         return anthropic_messages
     if is_gemini_request(request):
@@ -73,11 +75,16 @@ def error_response(
     request: HttpRequest, status: int, message: str, *, param: str | None = None, code: str | None = None,
     error_type: str | None = None, details: dict | None = None, allow: str = "POST",
 ) -> HttpResponse:
-    body = provider_for(request).render_error(
+    provider = provider_for(request)
+    body = provider.render_error(
         status, message, param=param, code=code, error_type=error_type, request_id=record_of(request).request_id,
         details=details,
     )
     response = HttpResponse(dumps(body), status=status, content_type="application/json")
+    error_headers = getattr(provider, "error_headers", None)
+    if error_headers is not None:
+        for name, value in error_headers(status, error_type).items():
+            response[name] = value
     if status == 405:
         response["Allow"] = allow
     return response
@@ -155,6 +162,8 @@ def mock_error_response(request: HttpRequest, spec: Mapping[str, Any], *, source
     if retry_after is not None:
         response["retry-after"] = str(math.ceil(retry_after))
         response["retry-after-ms"] = str(round(retry_after * 1000))
+        if provider.NAME == "bedrock":  # what botocore's standard retry mode waits for (milliseconds)
+            response["x-amz-retry-after"] = str(round(retry_after * 1000))
     if "should_retry" in spec:
         response["x-should-retry"] = "true" if spec["should_retry"] else "false"
     if status == 429:

@@ -69,6 +69,8 @@ class AccessLogMiddleware(_Middleware):
         if is_api_path(request.path):
             response["x-request-id"] = record.request_id  # what openai-python reads
             response["request-id"] = record.request_id  # what anthropic-python reads
+            if request.path == "/model" or request.path.startswith("/model/"):
+                response["x-amzn-RequestId"] = record.request_id  # what botocore reads
         if response.streaming and getattr(response, "is_async", False):
             response.streaming_content = self._log_when_done(request, response, response.streaming_content)
         else:

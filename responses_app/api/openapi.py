@@ -43,7 +43,8 @@ MOCK_HEADERS = [
     {"name": "X-Mock-Timing", "in": "header", "required": False, "schema": {"type": "string"},
      "description": "ttft_ms=…; chunks_per_second=…; chunk=char|word|token|N; jitter=…; seed=…"},
     {"name": "X-Mock-Stream-Error", "in": "header", "required": False, "schema": {"type": "string"},
-     "description": "error | disconnect | no_done | malformed | stall | timeout, with after_chunks=N or after_ms=N"},
+     "description": "error | disconnect | no_done | malformed | stall | timeout, with after_chunks=N or after_ms=N "
+                    "(and type=... for error: the error event's type, Bedrock's stream exception)"},
     {"name": "X-Mock-Content-Filter", "in": "header", "required": False, "schema": {"type": "string"},
      "description": "prompt | completion, with category=… and severity=low|medium|high: a content filter's refusal"},
     {"name": "X-Mock-Test-Id", "in": "header", "required": False,
@@ -113,6 +114,22 @@ MESSAGES_REQUEST = {
         "system": TEXT_OR_PARTS, "stream": {"type": "boolean"},
     },
 }
+BEDROCK_ERROR = {"type": "object", "required": ["message"], "properties": {"message": {"type": "string", "minLength": 1}}}
+BEDROCK_TEXT_BLOCKS = {"type": "array", "items": {"type": "object", "properties": {"text": {"type": "string"}}}}
+CONVERSE_REQUEST = {
+    "type": "object", "required": ["messages"], "additionalProperties": True,
+    "properties": {
+        "messages": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["role", "content"],
+                                                             "properties": {"role": {"enum": ["user", "assistant"]},
+                                                                            "content": BEDROCK_TEXT_BLOCKS}}},
+        "system": BEDROCK_TEXT_BLOCKS,
+        "inferenceConfig": {"type": "object", "properties": {"maxTokens": {"type": "integer", "minimum": 1}}},
+    },
+}
+CONVERSE_RESPONSE = {"type": "object", "required": ["output", "stopReason", "usage", "metrics"], "properties": {
+    "output": {"type": "object", "required": ["message"]}, "stopReason": {"type": "string"},
+    "usage": {"type": "object", "required": ["inputTokens", "outputTokens", "totalTokens"]},
+    "metrics": {"type": "object", "required": ["latencyMs"]}}}
 MESSAGE_RESPONSE = {"type": "object", "required": ["id", "type", "role", "model", "content", "usage"], "properties": {
     "id": {"type": "string"}, "type": {"const": "message"}, "role": {"const": "assistant"},
     "content": {"type": "array"}, "usage": {"type": "object"}}}
@@ -248,6 +265,14 @@ def azure_paths(openai_paths: dict[str, Any]) -> dict[str, Any]:
     for name in ("chat/completions", "completions", "embeddings", "responses", "models", "models/{model_id}"):
         paths[f"/openai/v1/{name}"] = azure(openai_paths[f"/v1/{name}"])
     return paths
+def _bedrock(summary: str, body: dict, answer: dict) -> dict:
+    """A Bedrock Runtime operation: the model id in the path (URL-encoded: ARNs hold ':' and '/'), the
+    error's name in x-amzn-ErrorType. Its streaming twin answers application/vnd.amazon.eventstream."""
+    operation = _post(summary, body, answer, BEDROCK_ERROR, stream=False)
+    operation["post"]["parameters"] = [
+        {"name": "modelId", "in": "path", "required": True, "schema": {"type": "string"}},
+        *operation["post"]["parameters"]]
+    return operation
 
 
 def build_spec(*, mock_headers: bool = True) -> dict[str, Any]:
@@ -260,8 +285,8 @@ def build_spec(*, mock_headers: bool = True) -> dict[str, Any]:
     spec = {
         "openapi": "3.1.0",
         "info": {"title": "mockllm", "version": "1",
-                 "description": "Canned, deterministic answers in the OpenAI, Anthropic, Azure OpenAI and Gemini (and Vertex AI) "
-                                "wire formats."},
+                 "description": "Canned, deterministic answers in the OpenAI, Anthropic, Azure OpenAI, Gemini (and "
+                                "Vertex AI) and Bedrock wire formats."},
         "paths": {
             "/v1/chat/completions": _post("OpenAI chat completions", CHAT_REQUEST, CHAT_RESPONSE, OPENAI_ERROR),
             "/v1/completions": _post("OpenAI legacy text completions", {
@@ -285,6 +310,14 @@ def build_spec(*, mock_headers: bool = True) -> dict[str, Any]:
                 "type": "object", "required": ["input_tokens"], "properties": {"input_tokens": {"type": "integer"}}},
                 ANTHROPIC_ERROR, stream=False),
             **gemini_spec_paths(),
+            "/model/{modelId}/converse": _bedrock("Bedrock Runtime Converse (and /converse-stream)", CONVERSE_REQUEST,
+                                                  CONVERSE_RESPONSE),
+            "/model/{modelId}/invoke": _bedrock(
+                "Bedrock Runtime InvokeModel with an Anthropic body (and /invoke-with-response-stream)",
+                {**MESSAGES_REQUEST, "required": ["anthropic_version", "max_tokens", "messages"],
+                 "properties": {**{k: v for k, v in MESSAGES_REQUEST["properties"].items() if k not in ("model", "stream")},
+                                "anthropic_version": {"const": "bedrock-2023-05-31"}}},
+                MESSAGE_RESPONSE),
             "/v1/models": models_get,
             "/v1/models/{model_id}": {"get": {
                 "summary": "One model, or 404.",

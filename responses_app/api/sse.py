@@ -32,7 +32,7 @@ class QuietStreamAborted(logging.Filter):
 async def deliver_events(
     events: Iterable[bytes], *, record: RequestRecord, error_event: Callable[[str], bytes],
     ttft: float = 0.0, duration: float = 0.0, jitter: float = 0.0, seed: int | None = None,
-    fault: Mapping[str, Any] | None = None, stall_seconds: float = 300.0,
+    fault: Mapping[str, Any] | None = None, stall_seconds: float = 300.0, malformed: bytes = MALFORMED_EVENT,
 ) -> AsyncIterator[bytes]:
     """Yield the events, noting in `record.stream_end` how the stream ended.
 
@@ -40,7 +40,8 @@ async def deliver_events(
     after `ttft` seconds, the rest spread evenly over `duration` (each gap varied by up to ±`jitter`
     from Random(seed)), against absolute deadlines so that the pace does not drift, sleeping (never
     spinning) in between. `fault` breaks the stream after some chunks or milliseconds (sse faults:
-    error, disconnect, no_done, malformed, stall).
+    error, disconnect, no_done, malformed, stall). The events are whatever the format frames them as
+    (SSE text, event-stream messages); `malformed` is the format's broken event.
     """
     try:
         if not (ttft or duration or fault):
@@ -48,7 +49,7 @@ async def deliver_events(
                 yield part
         else:
             async for part in _paced(list(events), error_event, ttft, duration, jitter, seed, fault, stall_seconds,
-                                     record):
+                                     record, malformed):
                 yield part
         if record.stream_end is None:
             record.stream_end = "completed"
@@ -87,6 +88,7 @@ async def _batched(events: Iterable[bytes]) -> AsyncIterator[bytes]:
 async def _paced(
     events: list[bytes], error_event: Callable[[str], bytes], ttft: float, duration: float, jitter: float,
     seed: int | None, fault: Mapping[str, Any] | None, stall_seconds: float, record: RequestRecord,
+    malformed: bytes = MALFORMED_EVENT,
 ) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     rng = random.Random(seed)
@@ -112,7 +114,7 @@ async def _paced(
                 if "after_ms" in fault and loop.time() < fault_time:
                     await asyncio.sleep(fault_time - loop.time())
                 record.stream_end = f"fault:{mode}"
-                async for part in _break(mode, error_event, stall_seconds):
+                async for part in _break(mode, error_event, stall_seconds, malformed):
                     yield part
                 return
             if not batch:
@@ -133,11 +135,12 @@ def _fault_due(fault: Mapping[str, Any], index: int, cut_at: int | None, count: 
     return deadline >= start + fault["after_ms"] / 1000 or index == count - 1
 
 
-async def _break(mode: str, error_event: Callable[[str], bytes], stall_seconds: float) -> AsyncIterator[bytes]:
+async def _break(mode: str, error_event: Callable[[str], bytes], stall_seconds: float,
+                 malformed: bytes = MALFORMED_EVENT) -> AsyncIterator[bytes]:
     if mode == "error":
         yield error_event("Overloaded (mockllm: a mid-stream error was asked for).")
     elif mode == "malformed":
-        yield MALFORMED_EVENT
+        yield malformed
     elif mode == "stall":  # the connection stays open and nothing more comes
         await asyncio.sleep(stall_seconds)
     elif mode == "disconnect":

@@ -3,7 +3,14 @@ from django.urls import re_path
 from responses_app.api import views
 from responses_app.api.errors import unknown_route
 from responses_app.api.gemini_urls import method_routes as gemini_method_routes
-from responses_app.providers import anthropic_messages, openai_chat, openai_completions, openai_responses
+from responses_app.providers import (
+    anthropic_messages,
+    bedrock_converse,
+    bedrock_invoke,
+    openai_chat,
+    openai_completions,
+    openai_responses,
+)
 
 # Each route takes an optional trailing slash; anything else under /v1/ is a provider-shaped 404.
 urlpatterns = [
@@ -18,4 +25,15 @@ urlpatterns = [
     re_path(r"^models/?$", views.ModelsView.as_view(), name="models"),
     re_path(r"^models/(?P<model_id>[^/]+)/?$", views.ModelView.as_view(), name="model"),
     re_path(r"^(?P<path>.*)$", unknown_route),
+]
+
+# Bedrock Runtime, under /model/ (mockllm_site/urls.py): the model id may hold ':' and, once decoded, '/'.
+MODEL = r"^(?P<model_id>.+)/"
+bedrock_urlpatterns = [
+    re_path(MODEL + r"converse$", views.BedrockView.as_view(provider=bedrock_converse), name="bedrock-converse"),
+    re_path(MODEL + r"converse-stream$", views.BedrockView.as_view(provider=bedrock_converse, stream=True),
+            name="bedrock-converse-stream"),
+    re_path(MODEL + r"invoke$", views.BedrockView.as_view(provider=bedrock_invoke), name="bedrock-invoke"),
+    re_path(MODEL + r"invoke-with-response-stream$", views.BedrockView.as_view(provider=bedrock_invoke, stream=True),
+            name="bedrock-invoke-stream"),
 ]

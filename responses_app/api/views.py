@@ -42,6 +42,17 @@ class ProviderView(APIView):
         return response
 
 
+class BedrockView(ProviderView):
+    """POST /model/{modelId}/converse, /converse-stream, /invoke, /invoke-with-response-stream: the model
+    is in the URL (an id, an inference profile or an ARN, URL-encoded), and the route says whether to stream."""
+
+    stream = False
+
+    def post(self, request: Request, model_id: str) -> HttpResponseBase:
+        data = read_json_body(request, undeclared=True)
+        return answer(request._request, self.provider, self.provider.parse(data, model_id=model_id, stream=self.stream))
+
+
 class CountTokensView(ProviderView):
     """POST to a wire format's token-counting endpoint: the count its `usage` would report."""
 

@@ -10,7 +10,7 @@ TIMING_RATES = ("chunks_per_second", "characters_per_second", "tokens_per_second
 TIMING_KEYS = ("ttft_ms", *TIMING_RATES, "chunk", "jitter", "seed")
 ERROR_KEYS = ("status", "message", "type", "code", "retry_after", "should_retry")
 STREAM_FAULTS = ("error", "disconnect", "no_done", "malformed", "stall", "timeout")
-STREAM_FAULT_KEYS = ("mode", "after_chunks", "after_ms")
+STREAM_FAULT_KEYS = ("mode", "after_chunks", "after_ms", "type")
 FAILURE_KEYS = ("rate", "statuses", "seed")
 RATE_LIMIT_KEYS = ("requests_per_minute", "tokens_per_minute")
 MODEL_RULE_KEYS = ("timing", "error", "stream_error", "failures", "content_filter")
@@ -105,6 +105,8 @@ def parse_stream_error(value: Any, field: str = "stream_error") -> dict[str, Any
         fault["after_chunks"] = _number(spec["after_chunks"], f"{field}.after_chunks", integer=True)
     if "after_ms" in spec:
         fault["after_ms"] = _number(spec["after_ms"], f"{field}.after_ms")
+    if "type" in spec:  # the error event's type, for mode `error` (Bedrock: throttlingException...)
+        fault["type"] = text(spec["type"], f"{field}.type")
     return fault
 
 

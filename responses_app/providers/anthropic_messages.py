@@ -272,6 +272,7 @@ def render_error(status: int, message: str, *, param: str | None = None, code: s
     return body
 
 
-def render_stream_error(message: str) -> bytes:
-    """A mid-stream error event; the SDK raises APIStatusError with this body."""
-    return _event("error", render_error(500, message))
+def render_stream_error(message: str, *, error_type: str | None = None) -> bytes:
+    """A mid-stream error event (`api_error` unless another type is asked for); the SDK raises APIStatusError
+    with this body."""
+    return _event("error", render_error(500, message, error_type=error_type))

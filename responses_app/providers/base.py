@@ -36,8 +36,16 @@ class Provider(Protocol):
                      error_type: str | None = None, request_id: str | None = None, details: dict | None = None) -> dict:
         """The error body, in the format's shape (`details` where the format has them)."""
 
-    def render_stream_error(self, message: str) -> bytes:
-        """An error event in the middle of a stream, as the format's SDK recognises one."""
+    def render_stream_error(self, message: str, *, error_type: str | None = None) -> bytes:
+        """An error event in the middle of a stream, as the format's SDK recognises one (of the type a
+        `stream_error`'s `type` asks for, where the format has types)."""
+
+
+# Optional module constants, for formats that do not stream SSE or need more than the above:
+#   STREAM_CONTENT_TYPE   the streamed answer's Content-Type (default "text/event-stream; charset=utf-8")
+#   STREAM_HEADERS        headers a streamed answer carries besides it
+#   MALFORMED_EVENT       what the `malformed` stream fault sends (default: a cut SSE event)
+#   error_headers(status, error_type) -> dict   headers an error answer carries besides its body
 
 
 class CountsTokens(Provider, Protocol):

@@ -127,6 +127,7 @@ class ResponseIds:
 
     response_id: str
     created: int
+    latency_ms: int = 0  # how long the answer takes when paced (Bedrock's `metrics.latencyMs`)
 
 
 def make_ids(prefix: str, length: int = 24) -> ResponseIds:

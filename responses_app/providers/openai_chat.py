@@ -260,6 +260,6 @@ def render_error(status: int, message: str, *, param: str | None = None, code: s
     }
 
 
-def render_stream_error(message: str) -> bytes:
+def render_stream_error(message: str, *, error_type: str | None = None) -> bytes:
     """A mid-stream error: the SDK raises openai.APIError on any chunk with an `error` key."""
-    return b"data: " + dumps(render_error(500, message)) + b"\n\n"
+    return b"data: " + dumps(render_error(500, message, error_type=error_type)) + b"\n\n"

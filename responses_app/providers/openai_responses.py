@@ -188,6 +188,7 @@ def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: A
                  "response": final})
 
 
-def render_stream_error(message: str) -> bytes:
-    payload = {"type": "error", "sequence_number": 0, "code": "server_error", "message": message, "param": None}
+def render_stream_error(message: str, *, error_type: str | None = None) -> bytes:
+    payload = {"type": "error", "sequence_number": 0, "code": error_type or "server_error", "message": message,
+               "param": None}
     return b"event: error\ndata: " + dumps(payload) + b"\n\n"

@@ -11,7 +11,7 @@ REDACTED = "[redacted]"
 # Headers whose values are secrets, by lower-case name.
 SECRET_HEADERS = frozenset({
     "authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie", "set-cookie",
-    "x-mock-control-token",
+    "x-mock-control-token", "x-amz-security-token",
 })
 # Secrets that may turn up inside any text: bearer credentials, keys of the usual shapes, header lines.
 _PATTERNS = (
