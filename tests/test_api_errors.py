@@ -9,8 +9,10 @@ from responses_app.api.paths import is_api_path
 
 OPENAI = "/v1/chat/completions"
 ANTHROPIC = "/v1/messages"
+OLLAMA = "/api/chat"
 GOOD_OPENAI = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
 GOOD_ANTHROPIC = {"model": "c", "max_tokens": 16, "messages": [{"role": "user", "content": "hello"}]}
+GOOD_OLLAMA = {"model": "llama3.2", "messages": [{"role": "user", "content": "hello"}], "stream": False}
 JSON = {"Content-Type": "application/json"}
 HELLO_ANSWER = "Hello! I am a mock LLM. I always give the same answer to the same prompt."  # fixtures/responses.yml
 
@@ -65,6 +67,18 @@ CASES = [
     ("anthropic unknown route", "POST", "/v1/messages/nope", JSON, body(GOOD_ANTHROPIC), 404, None, "Unknown request URL"),
     ("anthropic-version picks the shape", "GET", "/v1/unknown", {"anthropic-version": "2023-06-01"}, None, 404, None, ""),
     ("anthropic overloaded", "POST", ANTHROPIC, {**JSON, "X-Mock-Status": "529"}, body(GOOD_ANTHROPIC), 529, None, ""),
+    ("ollama malformed json", "POST", OLLAMA, JSON, b'{"model": ', 400, None, "not valid JSON"),
+    ("ollama missing model", "POST", OLLAMA, JSON, body({"messages": GOOD_OLLAMA["messages"]}), 400, None, "required"),
+    ("ollama bad role", "POST", OLLAMA, JSON, body(with_(GOOD_OLLAMA, messages=[{"role": "robot", "content": "x"}])),
+     400, None, "must be one of"),
+    ("ollama bad format", "POST", OLLAMA, JSON, body(with_(GOOD_OLLAMA, format="yaml")), 400, None, "invalid format"),
+    ("ollama option of the wrong type", "POST", OLLAMA, JSON, body(with_(GOOD_OLLAMA, options={"num_predict": "ten"})),
+     400, None, 'option "num_predict" must be of type integer'),
+    ("ollama wrong method", "GET", OLLAMA, {}, None, 405, None, "not allowed"),
+    ("ollama tags by POST", "POST", "/api/tags", JSON, b"{}", 405, None, "not allowed"),
+    ("ollama unknown model shown", "POST", "/api/show", JSON, body({"model": "nope"}), 404, None, "not found"),
+    ("ollama mock status", "POST", OLLAMA, {**JSON, "X-Mock-Status": "503"}, body(GOOD_OLLAMA), 503, None,
+     "X-Mock-Status"),
 ]
 
 
@@ -77,7 +91,10 @@ def assert_provider_error(path, headers, response, payload, status, param, words
     assert response.getheader("Content-Type") == "application/json"
     assert response.getheader("x-request-id", "").startswith("req_")
     data = json.loads(payload)
-    if is_anthropic(path, headers):
+    if path.startswith("/api/"):  # Ollama: {"error": "..."}, which the ollama client raises as ResponseError
+        assert set(data) == {"error"} and isinstance(data["error"], str)
+        message = data["error"]
+    elif is_anthropic(path, headers):
         assert data["type"] == "error" and set(data["error"]) == {"type", "message"}
         assert data["request_id"] == response.getheader("request-id")
         expected_type = {400: "invalid_request_error", 404: "not_found_error", 405: "invalid_request_error",

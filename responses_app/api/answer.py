@@ -10,7 +10,7 @@ from responses_app.api import faults
 from responses_app.api.errors import add_rate_limit_headers
 from responses_app.api.faults import Plan
 from responses_app.api.record import RequestRecord, record_of
-from responses_app.api.sse import deliver_events
+from responses_app.api.sse import MALFORMED_EVENT, deliver_events
 from responses_app.canned.conversation import ChatRequest
 from responses_app.canned.fault_schema import TIMING_RATES
 from responses_app.canned.index import CannedIndex, canned_index
@@ -19,6 +19,7 @@ from responses_app.providers.base import Provider
 from responses_app.providers.chunking import split_text, stream_seconds
 
 logger = logging.getLogger("mockllm.answer")
+SSE_CONTENT_TYPE = "text/event-stream; charset=utf-8"
 
 
 def answer(request: HttpRequest, provider: Provider, parsed: ChatRequest) -> HttpResponseBase:
@@ -59,8 +60,9 @@ def deliver(record: RequestRecord, provider: Provider, parsed: ChatRequest, matc
         response = StreamingHttpResponse(
             deliver_events(events, record=record, error_event=provider.render_stream_error, ttft=ttft,
                            duration=duration, jitter=timing.get("jitter", 0.0), seed=timing.get("seed"),
-                           fault=plan.stream_error, stall_seconds=settings.MOCKLLM_STALL_SECONDS),
-            content_type="text/event-stream; charset=utf-8",
+                           fault=plan.stream_error, stall_seconds=settings.MOCKLLM_STALL_SECONDS,
+                           malformed_event=getattr(provider, "MALFORMED_EVENT", MALFORMED_EVENT)),
+            content_type=getattr(provider, "STREAM_CONTENT_TYPE", SSE_CONTENT_TYPE),  # a provider's own framing
         )
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"

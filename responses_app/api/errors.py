@@ -16,7 +16,7 @@ from rest_framework import exceptions as drf
 
 from responses_app.api.rate_limits import Budget, seconds_text
 from responses_app.api.record import record_of
-from responses_app.providers import anthropic_messages, openai_chat
+from responses_app.providers import anthropic_messages, ollama_chat, openai_chat
 from responses_app.providers.base import Provider
 from responses_app.providers.common import APIError, dumps
 
@@ -34,11 +34,13 @@ MOCK_MESSAGES = {
 
 def provider_for(request: HttpRequest) -> Provider:
     """The wire format of the request's route once a view took it; before that (an unknown URL, a
-    refused key, a header-asked error), Anthropic's for /v1/messages... or a request carrying
-    `anthropic-version`, else OpenAI's."""
+    refused key, a header-asked error), Ollama's under /api, Anthropic's for /v1/messages... or a request
+    carrying `anthropic-version`, else OpenAI's."""
     record = record_of(request)
     if record.provider is not None:
         return record.provider
+    if request.path == "/api" or request.path.startswith("/api/"):
+        return ollama_chat
     if request.path.startswith("/v1/messages") or "HTTP_ANTHROPIC_VERSION" in request.META:
         return anthropic_messages
     return openai_chat

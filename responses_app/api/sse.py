@@ -1,4 +1,7 @@
-"""Provider-neutral SSE delivery: pacing, broken streams on demand, and how each stream ended."""
+"""Provider-neutral stream delivery: pacing, broken streams on demand, and how each stream ended.
+
+The events arrive framed by their provider (SSE events, NDJSON lines...); this module only decides when
+each goes out. A broken event (the `malformed` fault) is the provider's too, SSE's by default."""
 from __future__ import annotations
 
 import asyncio
@@ -32,7 +35,7 @@ class QuietStreamAborted(logging.Filter):
 async def deliver_events(
     events: Iterable[bytes], *, record: RequestRecord, error_event: Callable[[str], bytes],
     ttft: float = 0.0, duration: float = 0.0, jitter: float = 0.0, seed: int | None = None,
-    fault: Mapping[str, Any] | None = None, stall_seconds: float = 300.0,
+    fault: Mapping[str, Any] | None = None, stall_seconds: float = 300.0, malformed_event: bytes = MALFORMED_EVENT,
 ) -> AsyncIterator[bytes]:
     """Yield the events, noting in `record.stream_end` how the stream ended.
 
@@ -48,7 +51,7 @@ async def deliver_events(
                 yield part
         else:
             async for part in _paced(list(events), error_event, ttft, duration, jitter, seed, fault, stall_seconds,
-                                     record):
+                                     record, malformed_event):
                 yield part
         if record.stream_end is None:
             record.stream_end = "completed"
@@ -87,6 +90,7 @@ async def _batched(events: Iterable[bytes]) -> AsyncIterator[bytes]:
 async def _paced(
     events: list[bytes], error_event: Callable[[str], bytes], ttft: float, duration: float, jitter: float,
     seed: int | None, fault: Mapping[str, Any] | None, stall_seconds: float, record: RequestRecord,
+    malformed_event: bytes = MALFORMED_EVENT,
 ) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     rng = random.Random(seed)
@@ -112,7 +116,7 @@ async def _paced(
                 if "after_ms" in fault and loop.time() < fault_time:
                     await asyncio.sleep(fault_time - loop.time())
                 record.stream_end = f"fault:{mode}"
-                async for part in _break(mode, error_event, stall_seconds):
+                async for part in _break(mode, error_event, stall_seconds, malformed_event):
                     yield part
                 return
             if not batch:
@@ -133,11 +137,12 @@ def _fault_due(fault: Mapping[str, Any], index: int, cut_at: int | None, count: 
     return deadline >= start + fault["after_ms"] / 1000 or index == count - 1
 
 
-async def _break(mode: str, error_event: Callable[[str], bytes], stall_seconds: float) -> AsyncIterator[bytes]:
+async def _break(mode: str, error_event: Callable[[str], bytes], stall_seconds: float,
+                 malformed_event: bytes = MALFORMED_EVENT) -> AsyncIterator[bytes]:
     if mode == "error":
         yield error_event("Overloaded (mockllm: a mid-stream error was asked for).")
     elif mode == "malformed":
-        yield MALFORMED_EVENT
+        yield malformed_event
     elif mode == "stall":  # the connection stays open and nothing more comes
         await asyncio.sleep(stall_seconds)
     elif mode == "disconnect":

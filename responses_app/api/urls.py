@@ -2,7 +2,15 @@ from django.urls import re_path
 
 from responses_app.api import views
 from responses_app.api.errors import unknown_route
-from responses_app.providers import anthropic_messages, openai_chat, openai_completions, openai_responses
+from responses_app.providers import (
+    anthropic_messages,
+    ollama_chat,
+    ollama_embeddings,
+    ollama_generate,
+    openai_chat,
+    openai_completions,
+    openai_responses,
+)
 
 # Each route takes an optional trailing slash; anything else under /v1/ is a provider-shaped 404.
 urlpatterns = [
@@ -16,4 +24,17 @@ urlpatterns = [
     re_path(r"^models/?$", views.ModelsView.as_view(), name="models"),
     re_path(r"^models/(?P<model_id>[^/]+)/?$", views.ModelView.as_view(), name="model"),
     re_path(r"^(?P<path>.*)$", unknown_route),
+]
+
+# Ollama, under /api/ (mockllm_site/urls.py); anything else there is an Ollama-shaped 404.
+ollama_urlpatterns = [
+    re_path(r"^chat/?$", views.ProviderView.as_view(provider=ollama_chat), name="ollama-chat"),
+    re_path(r"^generate/?$", views.ProviderView.as_view(provider=ollama_generate), name="ollama-generate"),
+    re_path(r"^embed/?$", views.EmbeddingsView.as_view(provider=ollama_embeddings.EMBED), name="ollama-embed"),
+    re_path(r"^embeddings/?$", views.EmbeddingsView.as_view(provider=ollama_embeddings.LEGACY),
+            name="ollama-embeddings"),
+    re_path(r"^tags/?$", views.OllamaTagsView.as_view(), name="ollama-tags"),
+    re_path(r"^ps/?$", views.OllamaRunningView.as_view(), name="ollama-ps"),
+    re_path(r"^show/?$", views.OllamaShowView.as_view(), name="ollama-show"),
+    re_path(r"^version/?$", views.OllamaVersionView.as_view(), name="ollama-version"),
 ]

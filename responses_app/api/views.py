@@ -12,7 +12,7 @@ from responses_app.api.answer import answer
 from responses_app.api.body import read_json_body
 from responses_app.api.record import record_of
 from responses_app.canned.index import canned_index
-from responses_app.providers import anthropic_messages, model_list, openai_embeddings
+from responses_app.providers import anthropic_messages, model_list, ollama_models, openai_embeddings
 
 
 def json_response(body: bytes) -> HttpResponse:
@@ -29,7 +29,7 @@ class ProviderView(APIView):
         super().initial(request, *args, **kwargs)
 
     def post(self, request: Request) -> HttpResponseBase:
-        data = read_json_body(request)
+        data = read_json_body(request, any_content_type=getattr(self.provider, "ANY_CONTENT_TYPE", False))
         turn = threads.start_turn(data, record_of(request)) if self.provider is anthropic_messages else None
         if turn is None:
             return answer(request._request, self.provider, self.provider.parse(data))
@@ -52,20 +52,22 @@ class CountTokensView(ProviderView):
 
 
 class EmbeddingsView(ProviderView):
-    """POST /v1/embeddings (OpenAI): canned vectors where the responses file has them, else derived ones."""
+    """POST /v1/embeddings (OpenAI; Ollama's /api/embed and /api/embeddings by their route): canned vectors
+    where the responses file has them, else derived ones."""
 
-    provider = openai_embeddings
+    provider: Any = openai_embeddings
 
     def post(self, request: Request) -> HttpResponseBase:
-        parsed = openai_embeddings.parse(read_json_body(request))
+        parsed = self.provider.parse(read_json_body(request, any_content_type=getattr(self.provider, "ANY_CONTENT_TYPE",
+                                                                                       False)))
         record = record_of(request)
-        record.endpoint, record.model = openai_embeddings.ENDPOINT, parsed.model
+        record.endpoint, record.model = self.provider.ENDPOINT, parsed.model
         index = canned_index.current()
         client = record.client
         vectors = [list(index.embedding_for(text, client.scenario, client.test_id)
                         or openai_embeddings.vector_for(text, parsed.dimensions))
                    for text in parsed.inputs]
-        return json_response(openai_embeddings.render_json(parsed, vectors))
+        return json_response(self.provider.render_json(parsed, vectors))
 
 
 def _is_anthropic(request: Request) -> bool:
@@ -84,3 +86,31 @@ class ModelView(APIView):
 
     def get(self, request: Request, model_id: str) -> HttpResponse:
         return json_response(model_list.render_one(model_id, _is_anthropic(request)))
+
+
+class OllamaTagsView(APIView):
+    """GET /api/tags: the configured models, as Ollama lists its local models."""
+
+    def get(self, request: Request) -> HttpResponse:
+        return json_response(ollama_models.render_tags())
+
+
+class OllamaRunningView(APIView):
+    """GET /api/ps: the configured models, as loaded ones."""
+
+    def get(self, request: Request) -> HttpResponse:
+        return json_response(ollama_models.render_running())
+
+
+class OllamaVersionView(APIView):
+    """GET /api/version."""
+
+    def get(self, request: Request) -> HttpResponse:
+        return json_response(ollama_models.render_version())
+
+
+class OllamaShowView(APIView):
+    """POST /api/show: one model's details."""
+
+    def post(self, request: Request) -> HttpResponse:
+        return json_response(ollama_models.render_show(read_json_body(request, any_content_type=True)))
