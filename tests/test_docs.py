@@ -443,6 +443,24 @@ def test_the_anthropic_curl_examples(server, tmp_path, block):
     assert "".join(d["text"] for d in deltas) == SKY
 
 
+@runs(("docs/providers.md", "from ollama import Client"))
+def test_the_ollama_client_example(server, block):
+    result = subprocess.run([sys.executable, "-c", at_server(block, server.port)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"{SKY} 24", SKY]  # the answer and its eval_count, then streamed
+
+
+@runs(("docs/providers.md", "curl http://127.0.0.1:8000/api/chat -d '{\"model\": \"llama3.2\","))
+def test_the_ollama_curl_examples(server, tmp_path, block):
+    streamed, plain = curl_outputs(run_bash(block, cwd=tmp_path, port=server.port))
+    lines = [json.loads(line) for line in streamed.splitlines()]
+    assert "".join(line["message"]["content"] for line in lines) == SKY
+    assert [line["done"] for line in lines].count(True) == 1 and lines[-1]["done_reason"] == "stop"
+    reply = json.loads(plain)
+    assert reply["response"] == SKY and reply["done"] and reply["prompt_eval_count"] == 7
+
+
 @runs(("docs/failures.md", "# any status from 400 to 599; retry-after / retry-after-ms and x-should-retry when asked for"))
 def test_the_x_mock_status_example(server, tmp_path, block):
     [output] = curl_outputs(run_bash(block, cwd=tmp_path, port=server.port))
