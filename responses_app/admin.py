@@ -18,6 +18,7 @@ from django.utils.http import urlencode
 from responses_app.canned.index import canned_index
 from responses_app.models import ApiKey, CannedResponse, JournalEntry, ResponseSet, SetVersion, Source
 from responses_app.providers import anthropic_messages as anthropic
+from responses_app.providers import ollama_chat
 from responses_app.providers import openai_chat as openai
 from responses_app.providers import openai_responses as responses
 from responses_app.providers.common import APIError
@@ -26,6 +27,7 @@ TRY_PROVIDERS = {
     "openai": ("OpenAI chat completions (/v1/chat/completions)", openai),
     "anthropic": ("Anthropic messages (/v1/messages)", anthropic),
     "responses": ("OpenAI Responses API (/v1/responses)", responses),
+    "ollama": ("Ollama chat (/api/chat)", ollama_chat),
 }
 TRY_EXAMPLE = '{"model": "mock-llm", "messages": [{"role": "user", "content": "what colour is the sky?"}]}'
 

@@ -121,3 +121,7 @@ def test_the_try_page_says_which_entry_answers_and_why_others_did_not(admin_clie
     assert "No entry matched" in page and "differs only in case or white space" in page
     page = admin_client.post("/admin/responses_app/cannedresponse/try/", {"api": "anthropic", "body": "{}"}).content.decode()
     assert "would be refused" in page and "`model` is required" in page
+    body = '{"model": "llama3.2", "messages": [{"role": "user", "content": "what is 2+2?"}]}'
+    page = admin_client.post("/admin/responses_app/cannedresponse/try/", {"api": "ollama", "body": body}).content.decode()
+    assert f"Answered by <a href=\"/admin/responses_app/cannedresponse/{row.pk}/change/\">" in page
+    assert "&quot;done&quot;: true" in page  # the Ollama body, escaped in the page
