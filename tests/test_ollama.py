@@ -12,7 +12,7 @@ import ollama
 import pytest
 from langchain_core.messages import HumanMessage
 from langchain_core.tools import tool
-from langchain_ollama import ChatOllama
+from langchain_ollama import ChatOllama, OllamaEmbeddings
 from pydantic import BaseModel
 
 from .support import CONTROL_TOKEN, control, create_api_key, make_server
@@ -329,3 +329,11 @@ def test_langchain_chat_ollama_calls_a_tool_and_reads_its_result(srv):
         [("get_weather", {"city": "Paris", "unit": "celsius"})]
     messages += [asked, weather_tool.invoke({**asked.tool_calls[0], "type": "tool_call"})]
     assert model.invoke(messages).content == "It is 21 degrees and sunny in Paris."
+
+
+def test_langchain_structured_output_and_embeddings(srv):
+    structured = ChatOllama(model="llama3.2", base_url=srv.url).with_structured_output(Country)
+    assert structured.invoke("Tell me about Canada.") == Country(name="", capital="", languages=[])
+    embeddings = OllamaEmbeddings(model="nomic-embed-text", base_url=srv.url)
+    assert embeddings.embed_query("the quick brown fox") == [0.1, 0.2, 0.3, 0.4]
+    assert len(embeddings.embed_documents(["a", "b c"])) == 2
