@@ -28,8 +28,12 @@ class ProviderView(APIView):
         record_of(request).provider = self.provider  # every error from here on is in this format's shape
         super().initial(request, *args, **kwargs)
 
+    def read_body(self, request: Request) -> dict:
+        """The JSON body; any Content-Type for a format that reads it so (Ollama), else JSON's only."""
+        return read_json_body(request, any_content_type=getattr(self.provider, "ANY_CONTENT_TYPE", False))
+
     def post(self, request: Request) -> HttpResponseBase:
-        data = read_json_body(request, any_content_type=getattr(self.provider, "ANY_CONTENT_TYPE", False))
+        data = self.read_body(request)
         turn = threads.start_turn(data, record_of(request)) if self.provider is anthropic_messages else None
         if turn is None:
             return answer(request._request, self.provider, self.provider.parse(data))
@@ -58,8 +62,7 @@ class EmbeddingsView(ProviderView):
     provider: Any = openai_embeddings
 
     def post(self, request: Request) -> HttpResponseBase:
-        parsed = self.provider.parse(read_json_body(request, any_content_type=getattr(self.provider, "ANY_CONTENT_TYPE",
-                                                                                       False)))
+        parsed = self.provider.parse(self.read_body(request))
         record = record_of(request)
         record.endpoint, record.model = self.provider.ENDPOINT, parsed.model
         index = canned_index.current()
