@@ -136,6 +136,14 @@ def test_thinking_is_sent_when_asked_for(client):
     assert client.chat(model="qwen3", messages=user("think hard")).message.thinking is None
 
 
+def test_a_request_with_nothing_to_answer_loads_the_model(srv, client):
+    loaded = client.chat(model="llama3.2")  # no messages: what clients send to load a model ahead of use
+    assert (loaded.done, loaded.done_reason, loaded.message.content) == (True, "load", "")
+    assert client.generate(model="llama3.2").done_reason == "load"
+    streamed = ndjson(httpx.post(f"{srv.url}/api/chat", json={"model": "llama3.2", "messages": []}))
+    assert [(line["done"], line["done_reason"]) for line in streamed] == [(True, "load")]
+
+
 # --- tools and structured output -------------------------------------------------------------------
 
 def get_weather(city: str, unit: str = "celsius") -> str:

@@ -158,6 +158,17 @@ def final_line(head: bytes, body: bytes, request: ChatRequest, match: Match) -> 
     return head + body + b"," + tail[1:] + b"\n"
 
 
+def loads_only(request: ChatRequest) -> bool:
+    """A request with nothing to answer (chat without messages, generate without a prompt or system), which
+    Ollama answers by loading the model: one object, empty, with `done_reason: "load"`."""
+    return not request.user_texts and not request.system and not request.has_tool_result and request.turn == 1
+
+
+def load_line(request: ChatRequest, ids: ResponseIds, empty: dict) -> bytes:
+    return dumps({"model": request.model, "created_at": created_at(ids), **empty, "done_reason": "load",
+                  "done": True}) + b"\n"
+
+
 def render_error(status: int, message: str, *, param: str | None = None, code: str | None = None,
                  error_type: str | None = None, request_id: str | None = None, details: dict | None = None) -> dict:
     return {"error": message}
@@ -255,6 +266,8 @@ def tool_calls(reply: Reply) -> list[dict]:
 
 def render_json(request: ChatRequest, match: Match, ids: ResponseIds) -> bytes:
     """The non-streamed answer: the whole message, `done: true` and the durations."""
+    if loads_only(request):
+        return load_line(request, ids, {"message": {"role": "assistant", "content": ""}})
     reply = match.reply
     message: dict[str, Any] = {"role": "assistant", "content": reply.text or ""}
     thinking = thinking_of(request, reply)
@@ -269,6 +282,9 @@ def render_json(request: ChatRequest, match: Match, ids: ResponseIds) -> bytes:
 def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char") -> Iterator[bytes]:
     """The NDJSON lines of a streamed answer: thinking, then text, one piece per line (per character, or
     `chunk`), the tool calls in one line, and the final `done` line."""
+    if loads_only(request):
+        yield load_line(request, ids, {"message": {"role": "assistant", "content": ""}})
+        return
     reply = match.reply
     head = (b'{"model":' + dumps(request.model) + b',"created_at":"' + created_at(effective_ids(reply, ids)).encode()
             + b'","message":{"role":"assistant","content":')

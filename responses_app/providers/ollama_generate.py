@@ -21,6 +21,8 @@ from responses_app.providers.ollama_chat import (
     done_reason,
     effective_ids,
     final_line,
+    load_line,
+    loads_only,
     metrics,
     new_ids,
     optional_text,
@@ -54,7 +56,7 @@ def parse(data: dict) -> ChatRequest:
     if schema is not None:
         counted.append(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS).decode())
     return ChatRequest(
-        provider=NAME, endpoint=ENDPOINT, model=model, prompt=prompt, user_texts=(prompt,), system=system,
+        provider=NAME, endpoint=ENDPOINT, model=model, prompt=prompt, user_texts=(prompt,) if prompt else (), system=system,
         conversation="\n".join(text for text in (system, prompt) if text), stream=parse_stream(data),
         input_tokens=count_all(counted), json_schema=schema, json_mode=json_mode, thinking=parse_think(data),
     )
@@ -62,6 +64,8 @@ def parse(data: dict) -> ChatRequest:
 
 def render_json(request: ChatRequest, match: Match, ids: ResponseIds) -> bytes:
     """The non-streamed answer: the whole `response`, `done: true` and the durations."""
+    if loads_only(request):
+        return load_line(request, ids, {"response": ""})
     reply = match.reply
     body: dict[str, Any] = {"model": request.model, "created_at": created_at(effective_ids(reply, ids)),
                             "response": reply.text or ""}
@@ -73,6 +77,9 @@ def render_json(request: ChatRequest, match: Match, ids: ResponseIds) -> bytes:
 
 def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char") -> Iterator[bytes]:
     """The NDJSON lines: thinking, then the response, one piece per line, and the final `done` line."""
+    if loads_only(request):
+        yield load_line(request, ids, {"response": ""})
+        return
     reply = match.reply
     head = (b'{"model":' + dumps(request.model) + b',"created_at":"' + created_at(effective_ids(reply, ids)).encode()
             + b'","response":')
