@@ -15,6 +15,10 @@ from langchain_core.tools import tool
 from langchain_ollama import ChatOllama, OllamaEmbeddings
 from pydantic import BaseModel
 
+from responses_app.canned.conversation import Reply, ToolCall
+from responses_app.canned.matching import Match
+from responses_app.providers import ollama_chat, ollama_generate
+
 from .support import CONTROL_TOKEN, control, create_api_key, make_server
 
 SKY = "what colour is the sky?"
@@ -70,6 +74,28 @@ def ndjson(response: httpx.Response) -> list[dict]:
 
 
 # --- chat ------------------------------------------------------------------------------------------
+
+def test_every_streamed_line_is_one_json_object_and_the_last_is_done():
+    reply = Reply(text="Hi there", thinking="Hmm", tool_calls=(ToolCall("f", '{"a": [1, "x"]}', id="call_1"),))
+    match = Match(None, reply, "default")
+    chat = ollama_chat.parse({"model": "m", "messages": user("q"), "think": True})
+    generate = ollama_generate.parse({"model": "m", "prompt": "q", "think": True})
+    for provider, request, text_of in ((ollama_chat, chat, lambda line: line["message"]["content"]),
+                                       (ollama_generate, generate, lambda line: line["response"])):
+        ids = provider.new_ids()  # the same time on both
+        raw = list(provider.render_stream(request, match, ids, "word"))
+        assert all(line.endswith(b"\n") and line.count(b"\n") == 1 for line in raw)
+        lines = [json.loads(line) for line in raw]
+        assert [line["done"] for line in lines] == [False] * (len(lines) - 1) + [True]
+        assert "".join(text_of(line) for line in lines) == "Hi there"
+        assert "".join(line.get("thinking") or line.get("message", {}).get("thinking", "") for line in lines) == "Hmm"
+        whole = json.loads(provider.render_json(request, match, ids))
+        assert {k: v for k, v in whole.items() if k not in ("message", "response", "thinking")} == \
+            {k: v for k, v in lines[-1].items() if k not in ("message", "response")}
+    calls = [call for line in (json.loads(raw) for raw in ollama_chat.render_stream(chat, match, ollama_chat.new_ids()))
+             for call in line["message"].get("tool_calls", [])]
+    assert calls == [{"id": "call_1", "function": {"index": 0, "name": "f", "arguments": {"a": [1, "x"]}}}]
+
 
 def test_chat_answers_the_canned_message_with_counts_and_durations(client):
     reply = client.chat(model="llama3.2", messages=user(SKY), stream=False)
