@@ -29,6 +29,7 @@ from responses_app.models import (
 from responses_app.providers import anthropic_messages as anthropic
 from responses_app.providers import bedrock_converse as bedrock
 from responses_app.providers import gemini_generate as gemini
+from responses_app.providers import ollama_chat
 from responses_app.providers import openai_chat as openai
 from responses_app.providers import openai_responses as responses
 from responses_app.providers.common import APIError
@@ -39,6 +40,7 @@ TRY_PROVIDERS = {
     "responses": ("OpenAI Responses API (/v1/responses)", responses),
     "gemini": ("Gemini generateContent (/v1beta/models/{model}:generateContent)", gemini),
     "bedrock": ("AWS Bedrock Converse (/model/{modelId}/converse)", bedrock),
+    "ollama": ("Ollama chat (/api/chat)", ollama_chat),
 }
 TRY_EXAMPLE = '{"model": "mock-llm", "messages": [{"role": "user", "content": "what colour is the sky?"}]}'
 

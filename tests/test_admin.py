@@ -128,3 +128,7 @@ def test_the_try_page_says_which_entry_answers_and_why_others_did_not(admin_clie
     body = '{"messages": [{"role": "user", "content": [{"text": "what is 2+2?"}]}]}'
     page = admin_client.post("/admin/responses_app/cannedresponse/try/", {"api": "bedrock", "body": body}).content.decode()
     assert "2+2 equals 9." in page and "stopReason" in page  # a Converse answer
+    body = '{"model": "llama3.2", "messages": [{"role": "user", "content": "what is 2+2?"}]}'
+    page = admin_client.post("/admin/responses_app/cannedresponse/try/", {"api": "ollama", "body": body}).content.decode()
+    assert f"Answered by <a href=\"/admin/responses_app/cannedresponse/{row.pk}/change/\">" in page
+    assert "&quot;done&quot;: true" in page  # the Ollama body, escaped in the page

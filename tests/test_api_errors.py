@@ -10,11 +10,13 @@ from responses_app.api.paths import is_api_path
 
 OPENAI = "/v1/chat/completions"
 ANTHROPIC = "/v1/messages"
+OLLAMA = "/api/chat"
 GOOD_OPENAI = {"model": "m", "messages": [{"role": "user", "content": "hello"}]}
 GOOD_ANTHROPIC = {"model": "c", "max_tokens": 16, "messages": [{"role": "user", "content": "hello"}]}
 GEMINI = "/v1beta/models/gemini-2.5-flash:generateContent"
 VERTEX = "/v1beta1/projects/p/locations/l/publishers/google/models/gemini-2.5-flash:generateContent"
 GOOD_GEMINI = {"contents": [{"role": "user", "parts": [{"text": "hello"}]}]}
+GOOD_OLLAMA = {"model": "llama3.2", "messages": [{"role": "user", "content": "hello"}], "stream": False}
 JSON = {"Content-Type": "application/json"}
 HELLO_ANSWER = "Hello! I am a mock LLM. I always give the same answer to the same prompt."  # fixtures/responses.yml
 
@@ -101,6 +103,18 @@ CASES = [
     ("an OpenAI fine-tuned model id is not a Gemini method", "GET", "/v1/models/ft:gpt-4o-mini:org::abc12", {}, None,
      404, None, "does not exist"),
     ("vertex unknown route", "GET", "/v1beta1/projects/p/locations/l", {}, None, 404, None, "Unknown request URL"),
+    ("ollama malformed json", "POST", OLLAMA, JSON, b'{"model": ', 400, None, "not valid JSON"),
+    ("ollama missing model", "POST", OLLAMA, JSON, body({"messages": GOOD_OLLAMA["messages"]}), 400, None, "required"),
+    ("ollama bad role", "POST", OLLAMA, JSON, body(with_(GOOD_OLLAMA, messages=[{"role": "robot", "content": "x"}])),
+     400, None, "must be one of"),
+    ("ollama bad format", "POST", OLLAMA, JSON, body(with_(GOOD_OLLAMA, format="yaml")), 400, None, "invalid format"),
+    ("ollama option of the wrong type", "POST", OLLAMA, JSON, body(with_(GOOD_OLLAMA, options={"num_predict": "ten"})),
+     400, None, 'option "num_predict" must be of type integer'),
+    ("ollama wrong method", "GET", OLLAMA, {}, None, 405, None, "not allowed"),
+    ("ollama tags by POST", "POST", "/api/tags", JSON, b"{}", 405, None, "not allowed"),
+    ("ollama unknown model shown", "POST", "/api/show", JSON, body({"model": "nope"}), 404, None, "not found"),
+    ("ollama mock status", "POST", OLLAMA, {**JSON, "X-Mock-Status": "503"}, body(GOOD_OLLAMA), 503, None,
+     "X-Mock-Status"),
 ]
 GEMINI_STATUS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 405: "INVALID_ARGUMENT", 415: "INVALID_ARGUMENT",
                  413: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 503: "UNAVAILABLE"}
@@ -127,6 +141,9 @@ def assert_provider_error(path, headers, response, payload, status, param, words
         violations = [v for d in data["error"].get("details", []) for v in d["fieldViolations"]]
         assert [v["field"] for v in violations] == ([param] if param else [])
         message = data["error"]["message"]
+    elif path.startswith("/api/"):  # Ollama: {"error": "..."}, which the ollama client raises as ResponseError
+        assert set(data) == {"error"} and isinstance(data["error"], str)
+        message = data["error"]
     elif is_anthropic(path, headers):
         assert data["type"] == "error" and set(data["error"]) == {"type", "message"}
         assert data["request_id"] == response.getheader("request-id")

@@ -466,12 +466,32 @@ def test_the_gemini_curl_examples(server, tmp_path, block):
     chunks = [json.loads(data) for _, data in sse_events(streamed.replace("\r\n", "\n"))]
     assert "".join(c["candidates"][0]["content"]["parts"][0].get("text", "") for c in chunks) == SKY
     assert chunks[-1]["candidates"][0]["finishReason"] == "STOP" and chunks[-1]["usageMetadata"] == reply["usageMetadata"]
+
+
 @runs(("docs/providers.md", "import json"))
 def test_the_bedrock_boto3_example(server, block):
     result = subprocess.run([sys.executable, "-c", at_server(block, server.port)], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [f"{SKY} end_turn", SKY, SKY]  # Converse, its stream, InvokeModel
+
+
+@runs(("docs/providers.md", "from ollama import Client"))
+def test_the_ollama_client_example(server, block):
+    result = subprocess.run([sys.executable, "-c", at_server(block, server.port)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"{SKY} 24", SKY]  # the answer and its eval_count, then streamed
+
+
+@runs(("docs/providers.md", "curl http://127.0.0.1:8000/api/chat -d '{\"model\": \"llama3.2\","))
+def test_the_ollama_curl_examples(server, tmp_path, block):
+    streamed, plain = curl_outputs(run_bash(block, cwd=tmp_path, port=server.port))
+    lines = [json.loads(line) for line in streamed.splitlines()]
+    assert "".join(line["message"]["content"] for line in lines) == SKY
+    assert [line["done"] for line in lines].count(True) == 1 and lines[-1]["done_reason"] == "stop"
+    reply = json.loads(plain)
+    assert reply["response"] == SKY and reply["done"] and reply["prompt_eval_count"] == 7
 
 
 @runs(("docs/failures.md", "# any status from 400 to 599; retry-after / retry-after-ms and x-should-retry when asked for"))

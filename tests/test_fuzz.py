@@ -66,6 +66,9 @@ def test_fuzzed_requests_never_break_the_server(case, connection):
         error = json.loads(payload)
         assert set(error) == {"message"} and isinstance(error["message"], str) and error["message"]
         assert response.getheader("x-amzn-ErrorType", "").endswith("Exception:http://internal.amazon.com/coral/com.amazon.bedrock/")
+    elif response.status >= 400 and path.startswith("/api/"):  # Ollama: {"error": "..."}
+        error = json.loads(payload)
+        assert set(error) == {"error"} and isinstance(error["error"], str) and error["error"]
     elif response.status >= 400:
         error = json.loads(payload)
         anthropic_shaped = error.get("type") == "error"

@@ -20,17 +20,19 @@ class IgnoreAcceptNegotiation(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-def read_json_body(request: Any, *, lists: bool = False, undeclared: bool = False) -> Any:
+def read_json_body(request: Any, *, lists: bool = False, undeclared: bool = False,
+                   any_content_type: bool = False) -> Any:
     """The request's JSON object (or, with `lists`, a JSON list too); 415 unless the body is declared as
-    JSON (or, with `undeclared`, has no Content-Type: boto3's invoke_model sends none unless told), 413
-    when it is too big.
+    JSON (or, with `undeclared`, has no Content-Type: boto3's invoke_model sends none unless told; or
+    `any_content_type`: Ollama reads JSON whatever the header says), 413 when it is too big.
 
     The body is read directly rather than through DRF's request.data, which treats a body sent
     without Content-Length (chunked) as empty.
     """
     content_type = request.content_type or ""
     media_type = content_type.split(";", 1)[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json") and not (undeclared and not media_type):
+    if (not any_content_type and media_type != "application/json" and not media_type.endswith("+json")
+            and not (undeclared and not media_type)):
         shown = repr(content_type) if content_type else "none"
         raise APIError(415, f"Content-Type must be application/json (got {shown}).", code="unsupported_media_type")
     raw = request._request.body

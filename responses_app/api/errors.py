@@ -16,7 +16,14 @@ from rest_framework import exceptions as drf
 
 from responses_app.api.rate_limits import Budget, seconds_text
 from responses_app.api.record import record_of
-from responses_app.providers import anthropic_messages, azure_openai, bedrock_converse, gemini_generate, openai_chat
+from responses_app.providers import (
+    anthropic_messages,
+    azure_openai,
+    bedrock_converse,
+    gemini_generate,
+    ollama_chat,
+    openai_chat,
+)
 from responses_app.providers.base import Provider
 from responses_app.providers.common import APIError, dumps
 
@@ -39,8 +46,8 @@ MOCK_MESSAGES = {
 
 def provider_for(request: HttpRequest) -> Provider:
     """The wire format of the request's route once a view took it; before that (an unknown URL, a
-    refused key, a header-asked error), Bedrock's under /model/, Azure's under /openai, Anthropic's for
-    /v1/messages... or a request carrying `anthropic-version`, Gemini's for a request that looks like a
+    refused key, a header-asked error), Bedrock's under /model/, Ollama's under /api, Azure's under
+    /openai, Anthropic's for /v1/messages... or a request carrying `anthropic-version`, Gemini's for a request that looks like a
     Gemini client's, else OpenAI's."""
     record = record_of(request)
     if record.provider is not None:
@@ -49,6 +56,8 @@ def provider_for(request: HttpRequest) -> Provider:
         return azure_openai.chat
     if request.path == "/model" or request.path.startswith("/model/"):
         return bedrock_converse
+    if request.path == "/api" or request.path.startswith("/api/"):
+        return ollama_chat
     if request.path.startswith("/v1/messages") or "HTTP_ANTHROPIC_VERSION" in request.META:
         return anthropic_messages
     if is_gemini_request(request):

@@ -3,6 +3,9 @@
 It describes what the server accepts (the subset of each provider's request that matters here,
 with every other field allowed) and the shapes it answers with, errors included. The fuzzing tests
 generate requests from it.
+
+It is longer than 350 lines because it is one document: six providers' paths built from the same
+helpers (`_post`, the mock headers, the error schemas), declarations rather than logic.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from responses_app.providers import anthropic_messages, gemini_generate, openai_chat, openai_embeddings
+from responses_app.providers import anthropic_messages, gemini_generate, ollama_chat, openai_chat, openai_embeddings
 from responses_app.providers.common import dumps
 
 OPENAI_ERROR = {
@@ -72,18 +75,21 @@ def _error_responses(error_schema: dict) -> dict:
     }
 
 
-def _json_or_stream(schema: dict) -> dict:
-    return {"application/json": {"schema": schema}, "text/event-stream": {"schema": {"type": "string"}}}
+def _json_or_stream(schema: dict, stream_type: str = "text/event-stream") -> dict:
+    return {"application/json": {"schema": schema}, stream_type: {"schema": {"type": "string"}}}
 
 
-def _post(summary: str, body: dict, answer: dict, error_schema: dict, stream: bool = True) -> dict:
+def _post(summary: str, body: dict, answer: dict, error_schema: dict, stream: bool = True,
+          stream_type: str = "text/event-stream") -> dict:
+    framing = "an SSE stream when `stream` is true" if stream_type == "text/event-stream" else \
+        "NDJSON lines unless `stream` is false"
     return {"post": {
         "summary": summary,
         "parameters": list(MOCK_HEADERS),
         "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
         "responses": {
-            "200": {"description": "The canned answer" + (", as JSON or as an SSE stream when `stream` is true." if stream else "."),
-                    "content": _json_or_stream(answer) if stream else {"application/json": {"schema": answer}}},
+            "200": {"description": "The canned answer" + (f", as JSON or as {framing}." if stream else "."),
+                    "content": _json_or_stream(answer, stream_type) if stream else {"application/json": {"schema": answer}}},
             **_error_responses(error_schema),
         },
     }}
@@ -273,6 +279,68 @@ def _bedrock(summary: str, body: dict, answer: dict) -> dict:
         {"name": "modelId", "in": "path", "required": True, "schema": {"type": "string"}},
         *operation["post"]["parameters"]]
     return operation
+OLLAMA_ERROR = {"type": "object", "required": ["error"], "additionalProperties": False,
+                "properties": {"error": {"type": "string", "minLength": 1}}}
+OLLAMA_OPTIONS = {"type": "object", "additionalProperties": True, "properties": {
+    "num_predict": {"type": "integer"}, "temperature": {"type": "number"}, "seed": {"type": "integer"},
+    "stop": {"type": "array", "items": {"type": "string"}}}}
+OLLAMA_FORMAT = {"oneOf": [{"enum": ["", "json"]}, {"type": "object"}]}
+OLLAMA_THINK = {"oneOf": [{"type": "boolean"}, {"enum": ["high", "medium", "low"]}]}
+OLLAMA_DONE = {"done": {"const": True}, "done_reason": {"type": "string"}, "total_duration": {"type": "integer"},
+               "eval_count": {"type": "integer"}, "prompt_eval_count": {"type": "integer"}}
+OLLAMA_NDJSON = "application/x-ndjson"
+
+
+def _ollama_paths() -> dict[str, Any]:
+    """Ollama's /api paths: JSON bodies, NDJSON streams (the default), errors as {"error": "..."}."""
+    model_list = {"type": "object", "required": ["models"], "properties": {"models": {"type": "array"}}}
+    return {
+        "/api/chat": _post("Ollama chat", {
+            "type": "object", "required": ["model"], "additionalProperties": True,
+            "properties": {"model": {"type": "string"}, "stream": {"type": "boolean"}, "format": OLLAMA_FORMAT,
+                           "think": OLLAMA_THINK, "options": OLLAMA_OPTIONS,
+                           "messages": {"type": "array", "items": {
+                               "type": "object", "required": ["role"], "properties": {
+                                   "role": {"enum": list(ollama_chat.ROLES)}, "content": {"type": "string"},
+                                   "tool_name": {"type": "string"}}}},
+                           "tools": {"type": "array", "items": {"type": "object", "required": ["function"],
+                                                                "properties": {"function": {
+                                                                    "type": "object", "required": ["name"],
+                                                                    "properties": {"name": {"type": "string"}}}}}}}},
+            {"type": "object", "required": ["model", "created_at", "message", "done"],
+             "properties": {"message": {"type": "object", "required": ["role", "content"]}, **OLLAMA_DONE}},
+            OLLAMA_ERROR, stream_type=OLLAMA_NDJSON),
+        "/api/generate": _post("Ollama completion", {
+            "type": "object", "required": ["model"], "additionalProperties": True,
+            "properties": {"model": {"type": "string"}, "prompt": {"type": "string"}, "system": {"type": "string"},
+                           "stream": {"type": "boolean"}, "format": OLLAMA_FORMAT, "think": OLLAMA_THINK,
+                           "options": OLLAMA_OPTIONS}},
+            {"type": "object", "required": ["model", "created_at", "response", "done"],
+             "properties": {"response": {"type": "string"}, **OLLAMA_DONE}},
+            OLLAMA_ERROR, stream_type=OLLAMA_NDJSON),
+        "/api/embed": _post("Ollama embeddings", {
+            "type": "object", "required": ["model", "input"], "additionalProperties": True,
+            "properties": {"model": {"type": "string"},
+                           "input": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
+                           "truncate": {"type": "boolean"},
+                           "dimensions": {"type": "integer", "minimum": 1, "maximum": openai_embeddings.MAX_DIMENSIONS}}},
+            {"type": "object", "required": ["model", "embeddings"]}, OLLAMA_ERROR, stream=False),
+        "/api/embeddings": _post("Ollama embeddings, the older endpoint", {
+            "type": "object", "required": ["model"], "additionalProperties": True,
+            "properties": {"model": {"type": "string"}, "prompt": {"type": "string"}}},
+            {"type": "object", "required": ["embedding"]}, OLLAMA_ERROR, stream=False),
+        "/api/show": _post("Ollama: one model's details, or 404", {
+            "type": "object", "required": ["model"], "additionalProperties": True,
+            "properties": {"model": {"type": "string"}}},
+            {"type": "object", "required": ["details", "model_info"]}, OLLAMA_ERROR, stream=False),
+        "/api/tags": {"get": {"summary": "Ollama: the configured models, as local models.", "responses": {
+            "200": {"description": "The list.", "content": {"application/json": {"schema": model_list}}}}}},
+        "/api/ps": {"get": {"summary": "Ollama: the configured models, as loaded models.", "responses": {
+            "200": {"description": "The list.", "content": {"application/json": {"schema": model_list}}}}}},
+        "/api/version": {"get": {"summary": "Ollama: the version reported.", "responses": {
+            "200": {"description": "The version.", "content": {"application/json": {"schema": {
+                "type": "object", "required": ["version"], "properties": {"version": {"type": "string"}}}}}}}}},
+    }
 
 
 def build_spec(*, mock_headers: bool = True) -> dict[str, Any]:
@@ -286,7 +354,7 @@ def build_spec(*, mock_headers: bool = True) -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {"title": "mockllm", "version": "1",
                  "description": "Canned, deterministic answers in the OpenAI, Anthropic, Azure OpenAI, Gemini (and "
-                                "Vertex AI) and Bedrock wire formats."},
+                                "Vertex AI), Bedrock and Ollama wire formats."},
         "paths": {
             "/v1/chat/completions": _post("OpenAI chat completions", CHAT_REQUEST, CHAT_RESPONSE, OPENAI_ERROR),
             "/v1/completions": _post("OpenAI legacy text completions", {
@@ -325,6 +393,7 @@ def build_spec(*, mock_headers: bool = True) -> dict[str, Any]:
                 "responses": {"200": {"description": "The model.", "content": {"application/json": {"schema": {"type": "object"}}}},
                               "404": {"description": "Not one of MOCKLLM_MODELS.",
                                       "content": {"application/json": {"schema": OPENAI_ERROR}}}}}},
+            **_ollama_paths(),
         },
     }
     spec["paths"].update(azure_paths(spec["paths"]))

@@ -1,4 +1,7 @@
-"""Provider-neutral SSE delivery: pacing, broken streams on demand, and how each stream ended."""
+"""Provider-neutral stream delivery: pacing, broken streams on demand, and how each stream ended.
+
+The events arrive framed by their provider (SSE events, NDJSON lines...); this module only decides when
+each goes out. A broken event (the `malformed` fault) is the provider's too, SSE's by default."""
 from __future__ import annotations
 
 import asyncio

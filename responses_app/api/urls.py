@@ -7,6 +7,9 @@ from responses_app.providers import (
     anthropic_messages,
     bedrock_converse,
     bedrock_invoke,
+    ollama_chat,
+    ollama_embeddings,
+    ollama_generate,
     openai_chat,
     openai_completions,
     openai_responses,
@@ -36,4 +39,17 @@ bedrock_urlpatterns = [
     re_path(MODEL + r"invoke$", views.BedrockView.as_view(provider=bedrock_invoke), name="bedrock-invoke"),
     re_path(MODEL + r"invoke-with-response-stream$", views.BedrockView.as_view(provider=bedrock_invoke, stream=True),
             name="bedrock-invoke-stream"),
+]
+
+# Ollama, under /api/ (mockllm_site/urls.py); anything else there is an Ollama-shaped 404.
+ollama_urlpatterns = [
+    re_path(r"^chat/?$", views.ProviderView.as_view(provider=ollama_chat), name="ollama-chat"),
+    re_path(r"^generate/?$", views.ProviderView.as_view(provider=ollama_generate), name="ollama-generate"),
+    re_path(r"^embed/?$", views.EmbeddingsView.as_view(provider=ollama_embeddings.EMBED), name="ollama-embed"),
+    re_path(r"^embeddings/?$", views.EmbeddingsView.as_view(provider=ollama_embeddings.LEGACY),
+            name="ollama-embeddings"),
+    re_path(r"^tags/?$", views.OllamaTagsView.as_view(), name="ollama-tags"),
+    re_path(r"^ps/?$", views.OllamaRunningView.as_view(), name="ollama-ps"),
+    re_path(r"^show/?$", views.OllamaShowView.as_view(), name="ollama-show"),
+    re_path(r"^version/?$", views.OllamaVersionView.as_view(), name="ollama-version"),
 ]

@@ -13,7 +13,7 @@ from responses_app.api.body import read_json_body
 from responses_app.api.errors import is_gemini_request
 from responses_app.api.record import record_of
 from responses_app.canned.index import canned_index
-from responses_app.providers import anthropic_messages, model_list, openai_embeddings
+from responses_app.providers import anthropic_messages, model_list, ollama_models, openai_embeddings
 
 
 def json_response(body: bytes) -> HttpResponse:
@@ -29,8 +29,12 @@ class ProviderView(APIView):
         record_of(request).provider = self.provider  # every error from here on is in this format's shape
         super().initial(request, *args, **kwargs)
 
+    def read_body(self, request: Request) -> dict:
+        """The JSON body; any Content-Type for a format that reads it so (Ollama), else JSON's only."""
+        return read_json_body(request, any_content_type=getattr(self.provider, "ANY_CONTENT_TYPE", False))
+
     def post(self, request: Request) -> HttpResponseBase:
-        data = read_json_body(request)
+        data = self.read_body(request)
         turn = threads.start_turn(data, record_of(request)) if self.provider is anthropic_messages else None
         if turn is None:
             return answer(request._request, self.provider, self.provider.parse(data))
@@ -65,17 +69,18 @@ class CountTokensView(ProviderView):
 
 
 class EmbeddingsView(ProviderView):
-    """POST /v1/embeddings (OpenAI): canned vectors where the responses file has them, else derived ones."""
+    """POST /v1/embeddings (OpenAI; Ollama's /api/embed and /api/embeddings by their route): canned vectors
+    where the responses file has them, else derived ones."""
 
-    provider = openai_embeddings
+    provider: Any = openai_embeddings
 
     def post(self, request: Request) -> HttpResponseBase:
-        return self.embed(request, read_json_body(request))
+        return self.embed(request, self.read_body(request))
 
     def embed(self, request: Request, data: dict) -> HttpResponseBase:
-        parsed = openai_embeddings.parse(data)
+        parsed = self.provider.parse(data)
         record = record_of(request)
-        record.endpoint, record.model = openai_embeddings.ENDPOINT, parsed.model
+        record.endpoint, record.model = self.provider.ENDPOINT, parsed.model
         index = canned_index.current()
         client = record.client
         recorded = upstream.embeddings(request._request, parsed, index)
@@ -84,7 +89,7 @@ class EmbeddingsView(ProviderView):
         vectors = [list(index.embedding_for(text, client.scenario, client.test_id) or recorded.get(text)
                         or openai_embeddings.vector_for(text, parsed.dimensions))
                    for text in parsed.inputs]
-        return json_response(openai_embeddings.render_json(parsed, vectors))
+        return json_response(self.provider.render_json(parsed, vectors))
 
 
 def _is_anthropic(request: Request) -> bool:
@@ -108,3 +113,31 @@ class ModelView(APIView):
         if is_gemini_request(request._request):
             return json_response(model_list.render_gemini_one(model_id))
         return json_response(model_list.render_one(model_id, _is_anthropic(request)))
+
+
+class OllamaTagsView(APIView):
+    """GET /api/tags: the configured models, as Ollama lists its local models."""
+
+    def get(self, request: Request) -> HttpResponse:
+        return json_response(ollama_models.render_tags())
+
+
+class OllamaRunningView(APIView):
+    """GET /api/ps: the configured models, as loaded ones."""
+
+    def get(self, request: Request) -> HttpResponse:
+        return json_response(ollama_models.render_running())
+
+
+class OllamaVersionView(APIView):
+    """GET /api/version."""
+
+    def get(self, request: Request) -> HttpResponse:
+        return json_response(ollama_models.render_version())
+
+
+class OllamaShowView(APIView):
+    """POST /api/show: one model's details."""
+
+    def post(self, request: Request) -> HttpResponse:
+        return json_response(ollama_models.render_show(read_json_body(request, any_content_type=True)))

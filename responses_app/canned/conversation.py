@@ -19,8 +19,8 @@ class Tool:
 class ChatRequest:
     """Everything matching and rendering need from a request, whatever API it came through."""
 
-    provider: str  # "openai", "anthropic" or "gemini"
-    endpoint: str  # "chat", "messages", "responses" or "completions"
+    provider: str  # one of canned/entries.py's PROVIDERS: "openai", "anthropic", "azure", "gemini", ...
+    endpoint: str  # "chat", "messages", "responses", "completions", "generate", ...
     model: str
     prompt: str  # the text of the last user message that has text
     user_texts: tuple[str, ...] = ()

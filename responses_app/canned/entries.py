@@ -5,7 +5,7 @@ An entry's stored form is a row: `prompt` (the text it matches), `answer` (the t
 
     match: exact | normalized | contains | regex      (default exact)
     on: last_user | any_user | system | conversation  (default last_user)
-    model: a glob such as "gpt-4*"      provider: openai | anthropic | azure | gemini | bedrock
+    model: a glob such as "gpt-4*"      provider: openai | anthropic | azure | gemini | bedrock | ollama
     tool: a tool name the request must offer          has_tool_result: true | false
     priority: an integer (higher first; default 0)    name: a label for logs
     response: the reply's parts other than its text (tool_calls, thinking, finish_reason, stop_reason,
@@ -30,7 +30,7 @@ from responses_app.canned.fields import EntryError, Scalar, choice, integer, lin
 
 MATCH_KINDS = ("exact", "normalized", "contains", "regex")
 TARGETS = ("last_user", "any_user", "system", "conversation")
-PROVIDERS = ("openai", "anthropic", "azure", "gemini", "bedrock")
+PROVIDERS = ("openai", "anthropic", "azure", "gemini", "bedrock", "ollama")
 FINISH_REASONS = ("stop", "length", "tool_calls", "content_filter")
 STOP_REASONS = ("end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal",
                 "model_context_window_exceeded")

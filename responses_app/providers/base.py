@@ -16,6 +16,11 @@ from responses_app.providers.common import ResponseIds
 
 
 class Provider(Protocol):
+    """A provider may also set, where it differs from SSE and the OpenAI-like defaults:
+    STREAM_CONTENT_TYPE (its streams' Content-Type, "text/event-stream; charset=utf-8" by default),
+    MALFORMED_EVENT (a broken event in its framing, for the `malformed` stream fault) and
+    ANY_CONTENT_TYPE (true: its body is read as JSON whatever the request's Content-Type says)."""
+
     NAME: str  # the provider an entry's `provider:` restriction names, and the journal's `provider`
     ENDPOINT: str  # the journal's `endpoint`
     # Optional: STREAM_CONTENT_TYPE, a stream's Content-Type when it is not SSE (Gemini's JSON array).
