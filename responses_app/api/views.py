@@ -19,7 +19,17 @@ def json_response(body: bytes) -> HttpResponse:
     return HttpResponse(body, content_type="application/json")
 
 
-class ProviderView(APIView):
+class LeanAPIView(APIView):
+    """An APIView that skips DRF's eager authentication when it has no authenticators (the API's: keys
+    are checked by the middleware). DRF then authenticates lazily, on the first use of request.user,
+    as its perform_authentication documents; permissions and throttles still run, empty as they are."""
+
+    def perform_authentication(self, request: Request) -> None:
+        if self.authentication_classes:
+            super().perform_authentication(request)
+
+
+class ProviderView(LeanAPIView):
     """POST to a wire format's answering endpoint (chat completions, messages, ...): parse, find, plan, deliver."""
 
     provider: Any = None  # a providers.base.Provider, given by the route (api/urls.py)
@@ -72,14 +82,14 @@ def _is_anthropic(request: Request) -> bool:
     return "HTTP_ANTHROPIC_VERSION" in request.META
 
 
-class ModelsView(APIView):
+class ModelsView(LeanAPIView):
     """GET /v1/models, in the Anthropic shape when the request carries `anthropic-version`."""
 
     def get(self, request: Request) -> HttpResponse:
         return json_response(model_list.render_list(_is_anthropic(request), request.query_params))
 
 
-class ModelView(APIView):
+class ModelView(LeanAPIView):
     """GET /v1/models/{id}."""
 
     def get(self, request: Request, model_id: str) -> HttpResponse:
