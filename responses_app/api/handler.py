@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import io
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -14,8 +15,8 @@ from django.core.exceptions import ImproperlyConfigured, RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
 from django.db import connections
-from django.http import HttpResponseBase
-from django.urls import set_script_prefix
+from django.http import HttpRequest, HttpResponseBase
+from django.urls import ResolverMatch, URLResolver, get_resolver, set_script_prefix
 from django.utils.module_loading import import_string
 
 from responses_app.api.paths import is_api_path
@@ -86,6 +87,14 @@ class APIHandler(ASGIHandler):
             handler = convert_exception_to_response(middleware(handler))
         self._middleware_chain = handler
 
+    def resolve_request(self, request: HttpRequest) -> ResolverMatch:
+        """Django's resolve_request, remembering the match of each path (the API has a few routes and a
+        catch-all); a request with its own urlconf is resolved as Django does."""
+        if hasattr(request, "urlconf"):
+            return super().resolve_request(request)
+        request.resolver_match = match = _resolve(get_resolver(), request.path_info)
+        return match
+
     async def handle(self, scope: dict, receive: Any, send: Any) -> None:
         if not self._polling:  # only processes that serve the API poll for changes made elsewhere
             self._polling = True
@@ -144,6 +153,12 @@ class APIHandler(ASGIHandler):
 def _consume_outcome(task: asyncio.Task) -> None:
     if not task.cancelled():
         task.exception()
+
+
+@functools.lru_cache(maxsize=1024)
+def _resolve(resolver: URLResolver, path: str) -> ResolverMatch:
+    """A path's match under a resolver (a new resolver, after the URLs change, starts afresh)."""
+    return resolver.resolve(path)
 
 
 def rebuild_index() -> None:

@@ -53,6 +53,10 @@ def reply_from_spec(spec: dict[str, Any]) -> Reply:
     )
 
 
+def _rank(entry: Entry) -> tuple[int, int, int]:
+    return entry.rank
+
+
 def reply_tokens(reply: Reply) -> int:
     """Output tokens of a reply: its text, thinking and tool calls."""
     total = count_tokens(reply.text or "") + count_tokens(reply.thinking or "")
@@ -308,7 +312,10 @@ class SetIndex:
             probed += tuple(e for e in self._exact.get(lowered, ()) if e.key.islower())
         folded = normalize(request.prompt) if self._normalized or not probed else ""
         probed += self._normalized.get(folded, ()) if folded else ()
-        candidates = heapq.merge(sorted(set(probed), key=lambda e: e.rank), self._scan, key=lambda e: e.rank)
+        if self._scan:
+            candidates = heapq.merge(sorted(set(probed), key=_rank), self._scan, key=_rank)
+        else:  # only the probed entries (usually one): no merge to set up
+            candidates = probed if len(probed) < 2 else sorted(set(probed), key=_rank)
         refused: list[str] = []
         for entry in candidates:
             if entry.scanned and not any(entry.matches_text(text) for text in entry.texts(request)):

@@ -89,10 +89,13 @@ SECTIONS = ["main", "entries", "concurrency", "pacing", "memory", "patterns"]
 
 
 def responses_text(count: int, *, regexes: int = 0, contains: int = 0) -> str:
-    """The six answers, `count` entries in all (the rest generated), plus regex and contains entries."""
+    """The six answers, `count` entries in all (the rest generated: the mapping form, quick to load),
+    or with regex and contains entries added (the list form, which they need)."""
+    if not (regexes or contains):
+        lines = ["responses:"] + [f"  {json.dumps(p)}: {json.dumps(a)}" for p, a in SEED_ENTRIES]
+        lines += [f'  "generated prompt number {i}": "generated answer number {i}"' for i in range(count - len(SEED_ENTRIES))]
+        return "\n".join(lines) + '\ndefaults:\n  unknown_response: "I do not know."\n'
     lines = ["responses:"] + [f"  - match: {json.dumps(p)}\n    response: {json.dumps(a)}" for p, a in SEED_ENTRIES]
-    lines += [f'  - match: "generated prompt number {i}"\n    response: "generated answer number {i}"'
-              for i in range(count - len(SEED_ENTRIES))]
     lines += [f'  - match: {{regex: "^asked about pattern {i} [a-z]+$"}}\n    response: "pattern {i}"' for i in range(regexes)]
     lines += [f'  - match: {{contains: "needle number {i}."}}\n    response: "needle {i}"' for i in range(contains)]
     return "\n".join(lines) + '\ndefaults:\n  unknown_response: "I do not know."\n'
@@ -171,7 +174,7 @@ class Bench:
     def original(self) -> Contender:
         folder = self.work / "original"
         folder.mkdir(exist_ok=True)
-        (folder / "responses.yml").write_text(responses_text(6).replace("  - match: ", "  ").replace("\n    response:", ":"))
+        (folder / "responses.yml").write_text(responses_text(6))
         env = {**os.environ, "MOCKLLM_RESPONSES_FILE": str(folder / "responses.yml")}
         argv = [self.args.original_python, "-m", "uvicorn", "mockllm.server:app", "--host", "127.0.0.1",
                 "--port", "{port}", "--log-level", "warning"]
@@ -269,6 +272,7 @@ class Bench:
         expected = len(pacing.ANSWER) / 50
         with self.serving([self.ours("paced", workers=1, responses=f"responses:\n  paced: {json.dumps(pacing.ANSWER)}\n")
                            ]) as (server,):
+            server.warm("paced", expect="Paced answers")  # unpaced (no X-Mock-Timing): the first request's setup
             for concurrency in levels:
                 results = asyncio.run(pacing.run(server.server.port, concurrency, "chunks_per_second=50"))
                 complete = sum(1 for _, chunks in results if chunks == len(pacing.ANSWER))
