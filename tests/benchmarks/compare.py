@@ -321,7 +321,7 @@ class Bench:
             print("\n| server | JSON req/s | streams/s |\n|---|---|---|")
             for name in main:
                 print(f"| {name} | {get('json, 6 entries', name):.0f} | {get('stream, 6 entries', name):.0f} |")
-        checks: list[tuple[str, float | None, float]] = []  # (label, measured ratio or None, target)
+        checks: list[tuple[str, float | bool | None, float | None]] = []  # (label, ratio or yes/no, target)
 
         def ratio(a: tuple[str, str], b: tuple[str, str]) -> float | None:
             return get(*a) / get(*b) if get(*a) and get(*b) else None
@@ -352,17 +352,17 @@ class Bench:
             for name in ("ours-runserver", "ours-uvicorn"):
                 result = self.notes[f"concurrent_{name}"]
                 checks.append((f"{name}: 1,000 concurrent streams, zero errors ({result.get('requests', 0)} completed,"
-                               f" {result['errors']} errors)", 1.0 if result["errors"] == 0 and result.get("requests") else 0.0, 1.0))
+                               f" {result['errors']} errors)", result["errors"] == 0 and bool(result.get("requests")), None))
         if "pacing" in self.sections:
             for key, (complete, seconds, error) in ((k, v) for k, v in self.notes.items() if k.startswith("paced_")):
                 concurrency = int(key.split("_")[1])
                 allowed = 0.10 if concurrency >= 1000 else 0.05
                 checks.append((f"{concurrency} paced streams all complete, median within {allowed:.0%} of the pace "
                                f"({seconds:.2f} s, {error:+.1%})",
-                               1.0 if complete == concurrency and abs(error) <= allowed else 0.0, 1.0))
+                               complete == concurrency and abs(error) <= allowed, None))
         if "memory" in self.sections:
             checks.append((f"resident memory at 100,000 entries < 250 MB ({self.notes['rss_100000']:.0f} MB; "
-                           f"6 entries: {self.notes['rss_6']:.0f} MB)", 1.0 if self.notes["rss_100000"] < 250 else 0.0, 1.0))
+                           f"6 entries: {self.notes['rss_6']:.0f} MB)", self.notes["rss_100000"] < 250, None))
         if "patterns" in self.sections:
             base = get("unmatched json, 6 entries", "ours-uvicorn")
             for label in ("+1000 regex", "+1000 contains"):
@@ -372,10 +372,13 @@ class Bench:
         print()
         ok = True
         for label, value, target in checks:
-            passed = value is not None and value >= target
+            if target is None:  # a yes-or-no check
+                passed, shown = bool(value), ""
+            else:
+                passed = value is not None and value >= target
+                shown = ": not measured" if value is None else f": {value:.2f}x (target {target:g}x)"
             ok &= passed
-            shown = "not measured" if value is None else f"{value:.2f}x (target {target:g}x)"
-            print(f"{'PASS' if passed else 'FAIL'} {label}: {shown}")
+            print(f"{'PASS' if passed else 'FAIL'} {label}{shown}")
         return ok
 
 
