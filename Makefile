@@ -72,14 +72,24 @@ browser:
 	  fi; \
 	fi
 
-# Side by side with the original mockllm==0.0.8 (in its own venv) and a bare ASGI app, driven by wrk.
+# Side by side with aimock (pinned, from npm, in .bench/aimock), the original mockllm==0.0.8 (in its own
+# venv) and a bare ASGI app under uvicorn and daphne, driven by wrk. ARGS="--quick" or "--only main".
 BENCH_VENV := .bench
+AIMOCK_VERSION := 1.43.0
 $(BENCH_VENV)/.installed: tests/benchmarks/requirements-original.txt
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/python -m pip --disable-pip-version-check --quiet install -r tests/benchmarks/requirements-original.txt
 	touch $@
 
-bench: install-dev $(BENCH_VENV)/.installed
+$(BENCH_VENV)/aimock/.installed-$(AIMOCK_VERSION): | $(BENCH_VENV)/.installed
+	@if command -v npm >/dev/null; then \
+	  npm install --prefix $(BENCH_VENV)/aimock --save-exact --no-audit --no-fund --loglevel=error \
+	    @copilotkit/aimock@$(AIMOCK_VERSION) && touch $@; \
+	else \
+	  echo "npm is missing: the benchmark will leave aimock out"; \
+	fi
+
+bench: install-dev $(BENCH_VENV)/.installed $(BENCH_VENV)/aimock/.installed-$(AIMOCK_VERSION)
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) tests/benchmarks/compare.py --original-python $(BENCH_VENV)/bin/python $(ARGS)
 

@@ -195,7 +195,6 @@ MIDDLEWARE = [
 # costs a thread hop per request under ASGI, and the API needs no sessions, CSRF or messages.
 MOCKLLM_API_MIDDLEWARE = [
     "responses_app.api.middleware.AccessLogMiddleware",
-    "responses_app.api.middleware.ProviderErrorMiddleware",  # does nothing outside /v1/ (test clients reach /v1/ here)
     "responses_app.api.middleware.ProviderErrorMiddleware",
 ]
 

@@ -1,8 +1,19 @@
 """Secrets are scrubbed from journal headers, bodies and every log line."""
 import io
 import logging
+import time
+import types
 
-from responses_app.team.redaction import JsonFormatter, RedactSecrets, redact_header, redact_text, request_headers
+from pythonjsonlogger.orjson import OrjsonFormatter
+
+from responses_app.team.redaction import (
+    JsonFormatter,
+    RedactSecrets,
+    redact_header,
+    redact_text,
+    redact_value,
+    request_headers,
+)
 
 
 def test_keys_and_bearer_credentials_are_redacted_in_text():
@@ -51,3 +62,64 @@ def test_log_lines_lose_secrets_in_message_extra_fields_and_tracebacks():
     output = stream.getvalue()
     assert "0123456789" not in output and "abcdefgh" not in output
     assert output.count("[redacted]") == 4  # the traceback shows the key twice
+
+
+class _FieldByFieldRedaction(logging.Filter):
+    """The filter as it was before its quick scan: every text field redacted one by one (the oracle)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact_text(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        for key, value in list(record.__dict__.items()):
+            if key not in RedactSecrets._STANDARD and isinstance(value, (str, list, tuple, dict)):
+                setattr(record, key, redact_value(value))
+        return True
+
+
+def _lines(filter_: logging.Filter, formatter: logging.Formatter, emit) -> list[str]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(filter_)
+    handler.setFormatter(formatter)
+    logger = logging.getLogger("test.redaction.same")
+    logger.addHandler(handler)
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    try:
+        emit(logger)
+    finally:
+        logger.removeHandler(handler)
+    return stream.getvalue().splitlines()
+
+
+def test_the_quick_log_path_writes_the_same_lines_as_the_general_one(monkeypatch):
+    """The access log's quick path (one scan for anything secret-looking, the formatter's lean field
+    gathering and its once-a-second date) writes byte for byte what python-json-logger's formatter
+    and a field-by-field redaction write, secrets or not, whatever the fields hold."""
+    fmt = dict(fmt="%(asctime)s %(levelname)s %(name)s %(message)s",
+               rename_fields={"asctime": "time", "levelname": "level", "name": "logger"})
+    clock = iter([1_700_000_000.125, 1_700_000_000.625, 1_700_000_001.5, 1_700_000_001.5, 1_700_000_002.0,
+                  1_700_000_002.25, 1_700_000_003.0, 1_700_000_004.0] * 2)
+    fake_time = types.SimpleNamespace(time=lambda: next(clock), strftime=time.strftime, localtime=time.localtime)
+    fake_time.time_ns = lambda: int(fake_time.time() * 1e9)
+    monkeypatch.setattr(logging, "time", fake_time)  # the records' creation times, and only theirs
+
+    def emit(logger: logging.Logger) -> None:
+        access = {"event": "request", "request_id": "req_0123", "method": "POST", "path": "/v1/chat/completions",
+                  "status": 200, "duration_ms": 1.25, "stream": False, "matched": 1, "input_tokens": None}
+        logger.info("%s %s %s", "POST", "/v1/chat/completions", 200, extra=access)
+        logger.info("%s %s %s", "POST", "/v1/messages", 200, extra={**access, "api_key": "sk-ant-abcdef123456"})
+        logger.info("plain", extra={**access, "near_misses": ("Bearer abcdefgh", "what is 2+2?")})
+        logger.warning("sent %s", "authorization: Token123456", extra={"header": "x-api-key: sk-ant-abcdefgh"})
+        logger.info("nothing", extra={"model": "\u017fk-0123456789", "note": "\u212a"})  # long s: (?i) matches it
+        logger.info("numbers only", extra={"status": 429, "ratio": 0.5, "flag": True, "none": None})
+        logger.info("a dict", extra={"details": {"key": "mk-0123456789abcdef"}})
+        logger.info("%d%%", 5, extra={"_private": "left out", "ok": "kept"})
+
+    ours = _lines(RedactSecrets(), JsonFormatter(**fmt), emit)
+    reference = _lines(_FieldByFieldRedaction(), OrjsonFormatter(**fmt), emit)
+    assert len(ours) == 8
+    assert ours == reference
+    assert "abcdef123456" not in "\n".join(ours) and "Token123456" not in "\n".join(ours)

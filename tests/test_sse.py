@@ -3,8 +3,15 @@ import asyncio
 import json
 import socket
 
+import orjson
+
 from responses_app.api.record import RequestRecord
-from responses_app.api.sse import BATCH_BYTES, deliver_events
+from responses_app.api.sse import BATCH_EVENTS, deliver_events
+from responses_app.canned.conversation import Reply
+from responses_app.canned.matching import Match
+from responses_app.providers import openai_chat
+from responses_app.providers.chunking import json_pieces, split_text
+from responses_app.providers.common import ResponseIds
 
 from .support import wait_for
 
@@ -21,7 +28,7 @@ def test_events_are_batched_and_the_end_is_recorded():
     log = RequestRecord()
     parts = collect(iter(events), log)
     assert b"".join(parts) == b"".join(events)
-    assert 1 < len(parts) <= len(b"".join(events)) // BATCH_BYTES + 1
+    assert len(parts) == -(-len(events) // BATCH_EVENTS)  # whole batches, and the rest in one
     assert log.stream_end == "completed"
 
 
@@ -61,3 +68,19 @@ def test_a_client_that_disconnects_stops_the_stream(new_server):
         while chunk := sock.recv(65536):
             data += chunk
     assert b"200 OK" in data and long_answer.encode() in data
+
+
+def test_stream_events_splice_in_exactly_the_json_of_each_piece():
+    """A stream's events are templates with each piece's JSON spliced in; the spliced bytes are what
+    orjson makes of the piece, for every kind of character and every way of chunking."""
+    texts = ["The sky is blue.", 'quotes " and \\ backslashes', "tab\tnew\nline\r\x00\x1f\x7f", "é ß 中文 😀 \u2028\u2029",
+             "</script> & <b>", ""]
+    for text in texts:
+        for chunk in ("char", "word", "token", 3):
+            assert json_pieces(text, chunk) == [orjson.dumps(piece) for piece in split_text(text, chunk)]
+            assert b"".join(orjson.loads(piece).encode() for piece in json_pieces(text, chunk)) == text.encode()
+    match = Match(entry=None, reply=Reply(text=texts[3]), rule="default")
+    request = openai_chat.parse({"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]})
+    events = list(openai_chat.render_stream(request, match, ResponseIds("chatcmpl-1", 1), "char"))
+    deltas = [orjson.loads(event[6:])["choices"][0]["delta"].get("content") for event in events[1:-2]]
+    assert "".join(deltas) == texts[3]

@@ -6,12 +6,11 @@ from typing import Any
 
 from django.http import HttpResponse, HttpResponseBase
 from rest_framework.request import Request
-from rest_framework.views import APIView
 
 from responses_app.api.answer import answer
 from responses_app.api.body import read_json_body
 from responses_app.api.record import record_of
-from responses_app.api.views import ProviderView, json_response
+from responses_app.api.views import LeanAPIView, ProviderView, json_response
 from responses_app.canned.index import canned_index
 from responses_app.providers import gemini_embeddings, gemini_generate, model_list
 from responses_app.providers.openai_embeddings import vector_for
@@ -64,28 +63,28 @@ class EmbeddingsView(ProviderView):
         return json_response(gemini_embeddings.render(parsed, vectors))
 
 
-class ModelsView(APIView):
+class ModelsView(LeanAPIView):
     """GET /v1beta/models (Gemini's ListModels)."""
 
     def get(self, request: Request, **route: str) -> HttpResponse:
         return json_response(model_list.render_gemini_list(request.query_params))
 
 
-class ModelView(APIView):
+class ModelView(LeanAPIView):
     """GET /v1beta/models/{model}."""
 
     def get(self, request: Request, model_id: str, **route: str) -> HttpResponse:
         return json_response(model_list.render_gemini_one(model_id))
 
 
-class PublisherModelsView(APIView):
+class PublisherModelsView(LeanAPIView):
     """GET [projects/P/locations/L/]publishers/{publisher}/models (Vertex AI's model list)."""
 
     def get(self, request: Request, publisher: str, **route: str) -> HttpResponse:
         return json_response(model_list.render_vertex_list(publisher))
 
 
-class PublisherModelView(APIView):
+class PublisherModelView(LeanAPIView):
     """GET [projects/P/locations/L/]publishers/{publisher}/models/{model}."""
 
     def get(self, request: Request, publisher: str, model_id: str, **route: str) -> HttpResponse:

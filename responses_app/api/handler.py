@@ -3,17 +3,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import io
+import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, RequestAborted
 from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
 from django.db import connections
-from django.http import HttpResponseBase
-from django.urls import set_script_prefix
+from django.http import HttpRequest, HttpResponseBase
+from django.urls import ResolverMatch, URLResolver, get_resolver, set_script_prefix
 from django.utils.module_loading import import_string
 
 from responses_app.api.paths import is_api_path
@@ -41,6 +44,35 @@ class APIHandler(ASGIHandler):
         super().__init__()
         self._polling = False
 
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        """Django's entry point without its per-request ThreadSensitiveContext: only the rare index
+        rebuild runs in a thread, and it enters one of its own (handle)."""
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        await self.handle(scope, receive, send)
+
+    async def read_body(self, receive: Any) -> Any:
+        """The body in memory when it came in one message (every API request in practice: a JSON body
+        is read whole by the view anyway); Django's spooled temporary file when it comes in pieces."""
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise RequestAborted()
+        if not message.get("more_body", False):
+            return io.BytesIO(message.get("body", b""))
+        body_file = tempfile.SpooledTemporaryFile(  # noqa: SIM115 (closed by handle)
+            max_size=settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b")
+        body_file.write(message.get("body", b""))
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                body_file.close()
+                raise RequestAborted()
+            body_file.write(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body_file.seek(0)
+        return body_file
+
     def load_middleware(self, is_async: bool = False) -> None:
         """The chain of MOCKLLM_API_MIDDLEWARE around the view, built as BaseHandler builds it for
         settings.MIDDLEWARE, synchronously: these middleware run natively in both modes and use only
@@ -55,6 +87,14 @@ class APIHandler(ASGIHandler):
             handler = convert_exception_to_response(middleware(handler))
         self._middleware_chain = handler
 
+    def resolve_request(self, request: HttpRequest) -> ResolverMatch:
+        """Django's resolve_request, remembering the match of each path (the API has a few routes and a
+        catch-all); a request with its own urlconf is resolved as Django does."""
+        if hasattr(request, "urlconf"):
+            return super().resolve_request(request)
+        request.resolver_match = match = _resolve(get_resolver(), request.path_info)
+        return match
+
     async def handle(self, scope: dict, receive: Any, send: Any) -> None:
         if not self._polling:  # only processes that serve the API poll for changes made elsewhere
             self._polling = True
@@ -65,11 +105,14 @@ class APIHandler(ASGIHandler):
             return
         response: HttpResponseBase | None = None
         try:
-            set_script_prefix(get_script_prefix(scope))
+            prefix = get_script_prefix(scope)
+            if prefix not in ("", "/"):  # each request runs in a fresh context, where the prefix is "/" already
+                set_script_prefix(prefix)
             request, response = self.create_request(scope, body_file)
             if request is not None:
                 if canned_index.needs_rebuild():
-                    await sync_to_async(rebuild_index)()
+                    async with ThreadSensitiveContext():
+                        await sync_to_async(rebuild_index)()
                 response = self.get_response(request)
             hold = record_of(request).hold if request is not None else 0.0
             if response.streaming or hold:
@@ -113,6 +156,12 @@ class APIHandler(ASGIHandler):
 def _consume_outcome(task: asyncio.Task) -> None:
     if not task.cancelled():
         task.exception()
+
+
+@functools.lru_cache(maxsize=1024)
+def _resolve(resolver: URLResolver, path: str) -> ResolverMatch:
+    """A path's match under a resolver (a new resolver, after the URLs change, starts afresh)."""
+    return resolver.resolve(path)
 
 
 def rebuild_index() -> None:

@@ -11,8 +11,6 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from django.utils import timezone
-
 from responses_app.api.clients import ANONYMOUS, Client
 from responses_app.providers.common import ResponseIds, new_request_id
 
@@ -25,7 +23,7 @@ if TYPE_CHECKING:  # types only: the providers import nothing of the API layer
 class RequestRecord:
     request_id: str = field(default_factory=new_request_id)
     started_at: float = field(default_factory=time.perf_counter)
-    received_at: datetime.datetime = field(default_factory=timezone.now)
+    received_at: datetime.datetime = field(default_factory=lambda: datetime.datetime.now(datetime.UTC))  # USE_TZ
     client: Client = ANONYMOUS
     provider: Provider | None = None  # the wire format of the route, once a view took the request
     body: bytes = b""  # the body as read by the view

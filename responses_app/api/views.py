@@ -20,7 +20,17 @@ def json_response(body: bytes) -> HttpResponse:
     return HttpResponse(body, content_type="application/json")
 
 
-class ProviderView(APIView):
+class LeanAPIView(APIView):
+    """An APIView that skips DRF's eager authentication when it has no authenticators (the API's: keys
+    are checked by the middleware). DRF then authenticates lazily, on the first use of request.user,
+    as its perform_authentication documents; permissions and throttles still run, empty as they are."""
+
+    def perform_authentication(self, request: Request) -> None:
+        if self.authentication_classes:
+            super().perform_authentication(request)
+
+
+class ProviderView(LeanAPIView):
     """POST to a wire format's answering endpoint (chat completions, messages, ...): parse, find, plan, deliver."""
 
     provider: Any = None  # a providers.base.Provider, given by the route (api/urls.py)
@@ -96,7 +106,7 @@ def _is_anthropic(request: Request) -> bool:
     return "HTTP_ANTHROPIC_VERSION" in request.META
 
 
-class ModelsView(APIView):
+class ModelsView(LeanAPIView):
     """GET /v1/models, in the Anthropic shape when the request carries `anthropic-version`, in Gemini's
     when it looks like a Gemini client's (a Google API key or client header)."""
 
@@ -106,7 +116,7 @@ class ModelsView(APIView):
         return json_response(model_list.render_list(_is_anthropic(request), request.query_params))
 
 
-class ModelView(APIView):
+class ModelView(LeanAPIView):
     """GET /v1/models/{id}."""
 
     def get(self, request: Request, model_id: str) -> HttpResponse:
@@ -115,28 +125,28 @@ class ModelView(APIView):
         return json_response(model_list.render_one(model_id, _is_anthropic(request)))
 
 
-class OllamaTagsView(APIView):
+class OllamaTagsView(LeanAPIView):
     """GET /api/tags: the configured models, as Ollama lists its local models."""
 
     def get(self, request: Request) -> HttpResponse:
         return json_response(ollama_models.render_tags())
 
 
-class OllamaRunningView(APIView):
+class OllamaRunningView(LeanAPIView):
     """GET /api/ps: the configured models, as loaded ones."""
 
     def get(self, request: Request) -> HttpResponse:
         return json_response(ollama_models.render_running())
 
 
-class OllamaVersionView(APIView):
+class OllamaVersionView(LeanAPIView):
     """GET /api/version."""
 
     def get(self, request: Request) -> HttpResponse:
         return json_response(ollama_models.render_version())
 
 
-class OllamaShowView(APIView):
+class OllamaShowView(LeanAPIView):
     """POST /api/show: one model's details."""
 
     def post(self, request: Request) -> HttpResponse:

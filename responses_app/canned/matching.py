@@ -21,7 +21,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from operator import attrgetter
 from typing import Any
 
@@ -40,6 +40,11 @@ _WORD = re.compile(r"\w+")
 
 def normalize(text: str) -> str:
     """Case- and white-space-insensitive form: NFC, case-folded, runs of white space as one space."""
+    return _fold(text) if len(text) <= 4096 else _fold.__wrapped__(text)  # a prompt once, not per entry
+
+
+@lru_cache(maxsize=1024)
+def _fold(text: str) -> str:
     return " ".join(unicodedata.normalize("NFC", text).casefold().split())
 
 
@@ -333,7 +338,9 @@ class SetIndex:
             probed += tuple(e for e in self._exact.get(lowered, ()) if e.key.islower())
         folded = normalize(request.prompt) if self._normalized or not probed else ""
         probed += self._normalized.get(folded, ()) if folded else ()
-        candidates = heapq.merge(sorted(set(probed), key=lambda e: e.rank), self._scan, key=lambda e: e.rank)
+        rank = attrgetter("rank")  # with no entry to scan, no merge to set up (one probed entry, usually)
+        candidates = (heapq.merge(sorted(set(probed), key=rank), self._scan, key=rank) if self._scan
+                      else probed if len(probed) < 2 else sorted(set(probed), key=rank))
         refused: list[str] = []
         for entry in candidates:
             if entry.scanned and not any(entry.matches_text(text) for text in entry.texts(request)):

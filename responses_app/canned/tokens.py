@@ -7,6 +7,7 @@ started four characters ("sky" 1, "colour" 2, "Rayleigh" 2), and each other visi
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -16,8 +17,19 @@ _PIECES = re.compile(r"\w+|[^\w\s]")
 
 
 def count_tokens(text: str) -> int:
-    """Tokens in one text, by the rule in this module's docstring."""
+    """Tokens in one text, by the rule in this module's docstring; short texts (canned answers, most
+    prompts) are counted once and remembered."""
+    return _count_short(text) if len(text) <= CACHED_TEXT_MAX else _count(text)
+
+
+CACHED_TEXT_MAX = 2048  # characters: at most 4096 x 2048 characters are kept
+
+
+def _count(text: str) -> int:
     return sum((len(piece) + 3) // 4 for piece in _PIECES.findall(text))
+
+
+_count_short = functools.lru_cache(maxsize=4096)(_count)
 
 
 def count_all(texts: Iterable[str]) -> int:

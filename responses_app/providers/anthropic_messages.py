@@ -10,7 +10,7 @@ from typing import Any
 from responses_app.canned.conversation import ChatRequest, Reply, Tool
 from responses_app.canned.matching import Match
 from responses_app.canned.tokens import count_all, tool_texts
-from responses_app.providers.chunking import split_text
+from responses_app.providers.chunking import json_pieces
 from responses_app.providers.common import (
     ResponseIds,
     dumps,
@@ -226,11 +226,11 @@ def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: A
             yield _event("ping", {"type": "ping"})
         prefix = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":' + str(index).encode()
         if kind == "text":
-            for piece in split_text(block["text"], chunk):
-                yield prefix + b',"delta":{"type":"text_delta","text":' + dumps(piece) + b"}}\n\n"
+            for piece in json_pieces(block["text"], chunk):
+                yield prefix + b',"delta":{"type":"text_delta","text":' + piece + b"}}\n\n"
         elif kind == "thinking":
-            for piece in split_text(block["thinking"], chunk):
-                yield prefix + b',"delta":{"type":"thinking_delta","thinking":' + dumps(piece) + b"}}\n\n"
+            for piece in json_pieces(block["thinking"], chunk):
+                yield prefix + b',"delta":{"type":"thinking_delta","thinking":' + piece + b"}}\n\n"
             yield prefix + b',"delta":{"type":"signature_delta","signature":' + dumps(block["signature"]) + b"}}\n\n"
         else:
             arguments = dumps(block["input"]).decode()

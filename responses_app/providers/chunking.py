@@ -5,6 +5,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 TOKEN_PIECES = re.compile(r"\s*(?:\w+|[^\w\s])|\s+")
 WORD_PIECES = re.compile(r"\s*\S+|\s+")
 
@@ -19,6 +21,24 @@ def split_text(text: str, chunk: Any = "char") -> list[str]:
     if isinstance(chunk, int) and chunk > 1:
         return [text[at:at + chunk] for at in range(0, len(text), chunk)]
     return list(text)
+
+
+_ENCODED: dict[str, bytes] = {}  # single characters as JSON strings, as they are met
+_ENCODED_MAX = 4096
+
+
+def json_pieces(text: str, chunk: Any = "char") -> list[bytes]:
+    """split_text's pieces, each as the JSON string a stream event splices in (orjson's bytes for it);
+    single characters come from a cache, so a stream of one character per event encodes nothing new."""
+    encoded = []
+    for piece in split_text(text, chunk):
+        json_piece = _ENCODED.get(piece)
+        if json_piece is None:
+            json_piece = orjson.dumps(piece)
+            if len(piece) == 1 and len(_ENCODED) < _ENCODED_MAX:
+                _ENCODED[piece] = json_piece
+        encoded.append(json_piece)
+    return encoded
 
 
 def stream_seconds(timing: Mapping[str, Any], pieces: int, characters: int, tokens: int) -> float:

@@ -8,7 +8,7 @@ from typing import Any
 from responses_app.canned.conversation import ChatRequest, Reply, Tool
 from responses_app.canned.matching import Match
 from responses_app.canned.tokens import count_all, tool_texts
-from responses_app.providers.chunking import split_text
+from responses_app.providers.chunking import json_pieces
 from responses_app.providers.common import (
     ResponseIds,
     dumps,
@@ -226,8 +226,7 @@ def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: A
     if reply.text:
         content_heads = [head + choice + b',"delta":{"content":' for choice in choices]
         content_tail = b"}" + pending + tail
-        for text_piece in split_text(reply.text, chunk):
-            piece = dumps(text_piece)
+        for piece in json_pieces(reply.text, chunk):
             for content_head in content_heads:
                 yield content_head + piece + content_tail
     if reply.tool_calls:
