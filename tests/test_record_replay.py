@@ -244,6 +244,20 @@ def test_an_unreachable_upstream_is_a_502_in_the_providers_shape_naming_it(tmp_p
         assert messages.json()["type"] == "error" and "127.0.0.1:9" in messages.json()["error"]["message"]
         assert httpx.post(f"{recorder.url}/v1/chat/completions", timeout=30, json={
             "model": "gpt-4o", "messages": [{"role": "user", "content": "hello"}]}).status_code == 200
+        # The wire formats that are not recorded are answered as canned, never sent to OpenAI's upstream.
+        embeddings = httpx.post(f"{recorder.url}/v1/embeddings", timeout=30,
+                                json={"model": "text-embedding-3-small", "input": "anything"})
+        assert embeddings.status_code == 502
+        for path, body in (("/api/embed", {"model": "llama3.2", "input": "anything"}),
+                           ("/api/chat", {"model": "llama3.2", "stream": False,
+                                          "messages": [{"role": "user", "content": "anything"}]}),
+                           ("/openai/v1/embeddings", {"model": "text-embedding-3-small", "input": "anything"}),
+                           ("/openai/v1/chat/completions", {"model": "gpt-4o",
+                                                            "messages": [{"role": "user", "content": "anything"}]}),
+                           ("/v1beta/models/gemini-2.5-flash:generateContent",
+                            {"contents": [{"role": "user", "parts": [{"text": "anything"}]}]})):
+            answer = httpx.post(f"{recorder.url}{path}", timeout=30, json=body)
+            assert answer.status_code == 200, (path, answer.text)
     finally:
         recorder.stop(wait=False)
 

@@ -88,18 +88,20 @@ class EmbeddingsView(ProviderView):
         return self.embed(request, self.read_body(request))
 
     def embed(self, request: Request, data: dict) -> HttpResponseBase:
-        parsed = self.provider.parse(data)
+        wire = getattr(self.provider, "base", self.provider)  # Azure's embeddings: OpenAI's body and answer
+        parsed = wire.parse(data)
         record = record_of(request)
-        record.endpoint, record.model = self.provider.ENDPOINT, parsed.model
+        record.endpoint, record.model = wire.ENDPOINT, parsed.model
         index = canned_index.current()
         client = record.client
-        recorded = upstream.embeddings(request._request, parsed, index)
+        # Record and replay covers OpenAI's /v1/embeddings only (Azure's and Ollama's are answered as canned).
+        recorded = upstream.embeddings(request._request, parsed, index) if self.provider is openai_embeddings else {}
         if isinstance(recorded, HttpResponseBase):
             return recorded  # forwarded upstream to be recorded
         vectors = [list(index.embedding_for(text, client.scenario, client.test_id) or recorded.get(text)
                         or openai_embeddings.vector_for(text, parsed.dimensions))
                    for text in parsed.inputs]
-        return json_response(self.provider.render_json(parsed, vectors))
+        return json_response(wire.render_json(parsed, vectors))
 
 
 def _is_anthropic(request: Request) -> bool:
