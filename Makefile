@@ -33,10 +33,10 @@ run: install responses.yml migrate
 	$(PY) manage.py loadresponses responses.yml
 	$(PY) manage.py runserver $(HOST):$(PORT)
 
-# Two workers, each taking whole files (module fixtures are built once): most of the suite waits on servers.
+# Three workers, each taking whole files (module fixtures are built once): most of the suite waits on servers.
 test: install-dev browser node-clients lint
 	$(PY) manage.py check
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 3 --dist loadfile
 
 # ruff, with the settings in pyproject.toml.
 lint: install-dev
@@ -45,7 +45,7 @@ lint: install-dev
 # The suite without the tests marked slow, in about half the time (without installing the browser).
 test-fast: install-dev node-clients lint
 	$(PY) manage.py check
-	$(PY) -m pytest -n 2 --dist loadfile -m "not slow"
+	$(PY) -m pytest -n 3 --dist loadfile -m "not slow"
 
 # The node libraries of the client matrix (tests/test_client_matrix.py), exactly as locked in
 # tests/clients/package-lock.json; installed again only when the lockfile changes. Without npm the
