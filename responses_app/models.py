@@ -288,16 +288,12 @@ class RecordedExchange(models.Model):
         return f"{self.method} {self.upstream}{self.path} {self.status}"
 
 
-class RecordingRun(models.Model):
-    """A test run (X-Mock-Test-Id) put into record mode through the control API: its misses (or all its
-    requests) go upstream and are recorded into its own set."""
+class ChangesTheIndex(models.Model):
+    """A row the in-memory index holds (API keys, test runs' record modes): saving or deleting it bumps
+    the set's version, in the same transaction, so every process rebuilds."""
 
-    test_id = models.CharField(max_length=200, unique=True)
-    mode = models.CharField(max_length=8, help_text="miss or all")
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self) -> str:
-        return f"{self.test_id}: record {self.mode}"
+    class Meta:
+        abstract = True
 
     def save(self, *args, **kwargs) -> None:
         with transaction.atomic():
@@ -311,11 +307,23 @@ class RecordingRun(models.Model):
         return result
 
 
+class RecordingRun(ChangesTheIndex):
+    """A test run (X-Mock-Test-Id) put into record mode through the control API: its misses (or all its
+    requests) go upstream and are recorded into its own set."""
+
+    test_id = models.CharField(max_length=200, unique=True)
+    mode = models.CharField(max_length=8, help_text="miss or all")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.test_id}: record {self.mode}"
+
+
 def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-class ApiKey(models.Model):
+class ApiKey(ChangesTheIndex):
     """A key clients send as `Authorization: Bearer ...` or `x-api-key`. Only its hash is stored."""
 
     name = models.CharField(max_length=100, unique=True,
@@ -345,17 +353,6 @@ class ApiKey(models.Model):
     def set_key(self, key: str) -> None:
         self.key_hash = hash_api_key(key)
         self.key_prefix = key[:10]
-
-    def save(self, *args, **kwargs) -> None:
-        with transaction.atomic():
-            super().save(*args, **kwargs)
-            SetVersion.bump(())
-
-    def delete(self, *args, **kwargs):
-        with transaction.atomic():
-            result = super().delete(*args, **kwargs)
-            SetVersion.bump(())
-        return result
 
 
 class JournalEntry(models.Model):
