@@ -6,7 +6,7 @@ import socket
 import orjson
 
 from responses_app.api.record import RequestRecord
-from responses_app.api.sse import BATCH_EVENTS, deliver_events
+from responses_app.api.sse import BATCH_EVENTS, WHOLE_STREAM_CHARACTERS, deliver_events
 from responses_app.canned.conversation import Reply
 from responses_app.canned.matching import Match
 from responses_app.providers import openai_chat
@@ -77,10 +77,54 @@ def test_stream_events_splice_in_exactly_the_json_of_each_piece():
              "</script> & <b>", ""]
     for text in texts:
         for chunk in ("char", "word", "token", 3):
-            assert json_pieces(text, chunk) == [orjson.dumps(piece) for piece in split_text(text, chunk)]
+            assert list(json_pieces(text, chunk)) == [orjson.dumps(piece) for piece in split_text(text, chunk)]
             assert b"".join(orjson.loads(piece).encode() for piece in json_pieces(text, chunk)) == text.encode()
     match = Match(entry=None, reply=Reply(text=texts[3]), rule="default")
     request = openai_chat.parse({"model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]})
     events = list(openai_chat.render_stream(request, match, ResponseIds("chatcmpl-1", 1), "char"))
     deltas = [orjson.loads(event[6:])["choices"][0]["delta"].get("content") for event in events[1:-2]]
     assert "".join(deltas) == texts[3]
+
+
+def test_a_long_texts_pieces_are_encoded_anew_and_a_short_ones_remembered():
+    long_text = "a long answer, " * 300  # past CACHED_TEXT_CHARACTERS
+    assert json_pieces("The sky is blue.") is json_pieces("The sky is blue.")
+    assert json_pieces(long_text) is not json_pieces(long_text)
+    assert list(json_pieces(long_text)) == [orjson.dumps(piece) for piece in long_text]
+
+
+def stream_chunks(srv, prompt: str) -> list[bytes]:
+    """The HTTP chunks of a streamed answer's body, as they came off the socket."""
+    body = json.dumps({"model": "m", "stream": True, "messages": [{"role": "user", "content": prompt}]}).encode()
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
+        data = b""
+        while more := sock.recv(65536):
+            data += more
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert b" 200 " in head.split(b"\r\n")[0] and b"transfer-encoding: chunked" in head.lower()
+    chunks = []
+    while True:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            return chunks
+        chunks.append(rest[:size])
+        assert rest[size:size + 2] == b"\r\n"
+        rest = rest[size + 2:]
+
+
+def test_a_short_unpaced_stream_is_one_chunk_and_a_long_one_comes_in_batches(new_server):
+    long_answer = "y" * (WHOLE_STREAM_CHARACTERS + 1)
+    srv = new_server(responses=f'responses:\n  - match: "short"\n    response: "The sky is blue."\n'
+                               f'  - match: "long"\n    response: "{long_answer}"\n'
+                               f'  - match: "paced"\n    response: "Paced."\n    timing: {{chunks_per_second: 200}}\n')
+    short = stream_chunks(srv, "short")
+    assert len(short) == 1 and short[0].endswith(b"data: [DONE]\n\n")
+    assert short[0].count(b"data: ") == 1 + len("The sky is blue.") + 2  # role, characters, finish, [DONE]
+    long = stream_chunks(srv, "long")
+    events = b"".join(long).count(b"data: ")
+    assert events == 1 + len(long_answer) + 2 and len(long) == -(-events // BATCH_EVENTS)
+    paced = stream_chunks(srv, "paced")  # paced: an event per write (or what fell due together)
+    assert len(paced) > 1 and b"".join(paced).count(b"data: ") == 1 + len("Paced.") + 2

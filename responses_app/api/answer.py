@@ -12,7 +12,7 @@ from responses_app.api import faults, upstream
 from responses_app.api.errors import add_rate_limit_headers
 from responses_app.api.faults import Plan
 from responses_app.api.record import RequestRecord, record_of
-from responses_app.api.sse import MALFORMED_EVENT, deliver_events
+from responses_app.api.sse import MALFORMED_EVENT, WHOLE_STREAM_CHARACTERS, deliver_events
 from responses_app.canned.conversation import ChatRequest
 from responses_app.canned.fault_schema import TIMING_RATES
 from responses_app.canned.index import CannedIndex, canned_index
@@ -79,6 +79,8 @@ def deliver(record: RequestRecord, provider: Provider, parsed: ChatRequest, matc
             content_type=getattr(provider, "STREAM_CONTENT_TYPE", SSE_CONTENT_TYPE),
         )
         response["Cache-Control"] = "no-cache"
+        # Short, unpaced and unbroken: made in full and sent in one write by the handler (handler.py).
+        response.whole = not (ttft or duration or plan.stream_error) and _reply_length(match) <= WHOLE_STREAM_CHARACTERS
         response["X-Accel-Buffering"] = "no"
         for name, value in getattr(provider, "STREAM_HEADERS", {}).items():
             response[name] = value
@@ -99,6 +101,11 @@ def deliver(record: RequestRecord, provider: Provider, parsed: ChatRequest, matc
     if plan.budget is not None:
         add_rate_limit_headers(response, plan.budget, provider)
     return response
+
+
+def _reply_length(match: Match) -> int:
+    reply = match.reply
+    return len(reply.text or "") + len(reply.thinking or "") + sum(len(call.arguments) for call in reply.tool_calls)
 
 
 def _header_safe(text: str) -> str:

@@ -115,7 +115,9 @@ class APIHandler(ASGIHandler):
                         await sync_to_async(rebuild_index)()
                 response = self.get_response(request)
             hold = record_of(request).hold if request is not None else 0.0
-            if response.streaming or hold:
+            if response.streaming and not hold and getattr(response, "whole", False):
+                await self._send_whole_stream(response, send)
+            elif response.streaming or hold:
                 await self._send_watching_disconnect(response, send, receive, hold)
             else:
                 await self.send_response(response, send)
@@ -123,6 +125,15 @@ class APIHandler(ASGIHandler):
             body_file.close()
             for closer in getattr(response, "_resource_closers", ()):
                 closer()
+
+    async def _send_whole_stream(self, response: HttpResponseBase, send: Any) -> None:
+        """A short stream with no pacing and no fault (answer.py marks it `whole`): made in full, then
+        sent as one body message, which the ASGI server writes with the end of the chunked body in one
+        system call. A stream of one character per event costs its writes, not its bytes; and nothing
+        here waits, so there is no disconnect to watch for. Still chunked, as the providers' streams are."""
+        body = b"".join([part async for part in aiter(response)])
+        await send({"type": "http.response.start", "status": response.status_code, "headers": _headers(response)})
+        await send({"type": "http.response.body", "body": body})
 
     async def _send_watching_disconnect(self, response: HttpResponseBase, send: Any, receive: Any,
                                         hold: float = 0) -> None:
@@ -151,6 +162,14 @@ class APIHandler(ASGIHandler):
                 await task
         if sender.done() and not sender.cancelled() and isinstance(sender.exception(), StreamAborted):
             raise StreamAborted  # the ASGI server drops the connection: the `disconnect` fault
+
+
+def _headers(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:
+    """The response's headers as ASGI sends them (Django's send_response, for a response with no cookies)."""
+    headers = [(name.encode("ascii"), value.encode("latin1")) for name, value in response.items()]
+    headers.extend((b"Set-Cookie", cookie.output(header="").encode("ascii").strip())
+                   for cookie in response.cookies.values())
+    return headers
 
 
 def _consume_outcome(task: asyncio.Task) -> None:

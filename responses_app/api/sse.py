@@ -18,6 +18,10 @@ logger = logging.getLogger("mockllm.sse")
 # Without pacing, several events go out in one write: clients parse the same events either way,
 # and a stream's cost grows with its number of writes, not its bytes.
 BATCH_EVENTS = 64
+# An unpaced, unbroken stream of an answer this long or shorter is made in full and sent as one write,
+# headers apart (api/handler.py): it takes microseconds, so there is no disconnect to watch for. A longer
+# one goes out batch by batch, and a client that goes away stops it.
+WHOLE_STREAM_CHARACTERS = 2000
 DEFAULT_FAULT_AFTER_CHUNKS = 5
 MALFORMED_EVENT = b'data: {"id": "mockllm-malformed", "choices": [{"delta": {"content": \n\n'
 

@@ -1,8 +1,9 @@
 """The pieces a stream sends an answer in, and how long they take at a configured pace."""
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -25,11 +26,25 @@ def split_text(text: str, chunk: Any = "char") -> list[str]:
 
 _ENCODED: dict[str, bytes] = {}  # single characters as JSON strings, as they are met
 _ENCODED_MAX = 4096
+CACHED_TEXT_CHARACTERS = 4096  # json_pieces remembers the pieces of texts up to this long (canned answers)
 
 
-def json_pieces(text: str, chunk: Any = "char") -> list[bytes]:
-    """split_text's pieces, each as the JSON string a stream event splices in (orjson's bytes for it);
-    single characters come from a cache, so a stream of one character per event encodes nothing new."""
+def json_pieces(text: str, chunk: Any = "char") -> Sequence[bytes]:
+    """split_text's pieces, each as the JSON string a stream event splices in (orjson's bytes for it).
+    A canned answer is streamed again and again: the pieces of the last 1,024 texts of up to
+    CACHED_TEXT_CHARACTERS are remembered, whole."""
+    if len(text) <= CACHED_TEXT_CHARACTERS and isinstance(chunk, (str, int)):
+        return _remembered_pieces(text, chunk)
+    return _encode_pieces(text, chunk)
+
+
+@functools.lru_cache(maxsize=1024)
+def _remembered_pieces(text: str, chunk: Any) -> tuple[bytes, ...]:
+    return tuple(_encode_pieces(text, chunk))
+
+
+def _encode_pieces(text: str, chunk: Any) -> list[bytes]:
+    """Single characters come from a cache, so a stream of one character per event encodes nothing new."""
     encoded = []
     for piece in split_text(text, chunk):
         json_piece = _ENCODED.get(piece)
