@@ -123,3 +123,41 @@ def test_the_quick_log_path_writes_the_same_lines_as_the_general_one(monkeypatch
     assert len(ours) == 8
     assert ours == reference
     assert "abcdef123456" not in "\n".join(ours) and "Token123456" not in "\n".join(ours)
+
+
+def test_access_lines_are_written_after_the_work_at_hand_in_order_keeping_their_time():
+    """api/middleware.py: inside an event loop, an access line waits for what is ready to run (the answer
+    going out) and the lines of one turn are written together, in order; outside one, at once."""
+    import asyncio
+
+    from responses_app.api.middleware import access_logger, write_soon
+
+    seen: list[tuple[str, float]] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append((record.getMessage(), record.created))
+
+    def line(text: str) -> logging.LogRecord:
+        return access_logger.makeRecord(access_logger.name, logging.INFO, __file__, 0, text, (), None)
+
+    handler = Collect()
+    access_logger.addHandler(handler)
+    try:
+        write_soon(line("outside a loop"))
+        assert [text for text, _ in seen] == ["outside a loop"]
+
+        async def answer_two() -> list[str]:
+            first = line("first")
+            time.sleep(0.01)
+            write_soon(first)
+            write_soon(line("second"))
+            written_before = [text for text, _ in seen]
+            await asyncio.sleep(0)
+            return written_before
+
+        assert asyncio.run(answer_two()) == ["outside a loop"]
+        assert [text for text, _ in seen] == ["outside a loop", "first", "second"]
+        assert seen[2][1] - seen[1][1] >= 0.009  # each keeps the time it was made at
+    finally:
+        access_logger.removeHandler(handler)
