@@ -101,7 +101,7 @@ def test_the_quick_log_path_writes_the_same_lines_as_the_general_one(monkeypatch
     fmt = dict(fmt="%(asctime)s %(levelname)s %(name)s %(message)s",
                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"})
     clock = iter([1_700_000_000.125, 1_700_000_000.625, 1_700_000_001.5, 1_700_000_001.5, 1_700_000_002.0,
-                  1_700_000_002.25, 1_700_000_003.0, 1_700_000_004.0] * 2)
+                  1_700_000_002.25, 1_700_000_003.0, 1_700_000_004.0, 1_700_000_004.5] * 2)
     fake_time = types.SimpleNamespace(time=lambda: next(clock), strftime=time.strftime, localtime=time.localtime)
     fake_time.time_ns = lambda: int(fake_time.time() * 1e9)
     monkeypatch.setattr(logging, "time", fake_time)  # the records' creation times, and only theirs
@@ -117,10 +117,12 @@ def test_the_quick_log_path_writes_the_same_lines_as_the_general_one(monkeypatch
         logger.info("numbers only", extra={"status": 429, "ratio": 0.5, "flag": True, "none": None})
         logger.info("a dict", extra={"details": {"key": "mk-0123456789abcdef"}})
         logger.info("%d%%", 5, extra={"_private": "left out", "ok": "kept"})
+        logger.info("google", extra={"model": "AIzaSyA0123456789abcdefghijKLMN", "url": "/v1beta/x?key=abcdefgh0123"})
 
     ours = _lines(RedactSecrets(), JsonFormatter(**fmt), emit)
     reference = _lines(_FieldByFieldRedaction(), OrjsonFormatter(**fmt), emit)
-    assert len(ours) == 8
+    assert len(ours) == 9
+    assert "0123456789abcdefghij" not in ours[-1] and "abcdefgh0123" not in ours[-1]
     assert ours == reference
     assert "abcdef123456" not in "\n".join(ours) and "Token123456" not in "\n".join(ours)
 
@@ -130,7 +132,7 @@ def test_access_lines_are_written_after_the_work_at_hand_in_order_keeping_their_
     going out) and the lines of one turn are written together, in order; outside one, at once."""
     import asyncio
 
-    from responses_app.api.middleware import access_logger, write_soon
+    from responses_app.api.middleware import access_logger, after_this_turn
 
     seen: list[tuple[str, float]] = []
 
@@ -144,14 +146,14 @@ def test_access_lines_are_written_after_the_work_at_hand_in_order_keeping_their_
     handler = Collect()
     access_logger.addHandler(handler)
     try:
-        write_soon(line("outside a loop"))
+        after_this_turn(access_logger.handle, line("outside a loop"))
         assert [text for text, _ in seen] == ["outside a loop"]
 
         async def answer_two() -> list[str]:
             first = line("first")
             time.sleep(0.01)
-            write_soon(first)
-            write_soon(line("second"))
+            after_this_turn(access_logger.handle, first)
+            after_this_turn(access_logger.handle, line("second"))
             written_before = [text for text, _ in seen]
             await asyncio.sleep(0)
             return written_before
@@ -161,3 +163,13 @@ def test_access_lines_are_written_after_the_work_at_hand_in_order_keeping_their_
         assert seen[2][1] - seen[1][1] >= 0.009  # each keeps the time it was made at
     finally:
         access_logger.removeHandler(handler)
+
+
+def test_the_quick_scan_finds_what_the_patterns_look_for():
+    """redaction._may_hold_secret (the quick scan before any pattern runs) says yes wherever _ANY would."""
+    from responses_app.team.redaction import _ANY, _may_hold_secret
+
+    texts = ["Bearer x", "BEARER", "Api-Key: 1", "authorization", "sk-1", "MK-1", "?key=1", "KEY=", "AIzaSy", "aiza",
+             "nothing here", "key = 1", "skey", "\u017fk-1", "\u212aey=1", ""]
+    for text in texts:
+        assert _may_hold_secret(text) == (_ANY.search(text) is not None), text

@@ -26,7 +26,7 @@ _PATTERNS = (
 
 _ANY = re.compile(r"(?i)bearer|api-key|authorization|sk-|mk-|key=|AIza")  # one quick scan before the patterns above
 _HEADER_NAMES: dict[str, str] = {}
-_ANY_WORDS = ("bearer", "api-key", "authorization", "sk-", "mk-")
+_ANY_WORDS = ("bearer", "api-key", "authorization", "sk-", "mk-", "key=", "aiza")  # _ANY's, lower-cased
 
 
 def _may_hold_secret(text: str) -> bool:
@@ -39,7 +39,7 @@ def _may_hold_secret(text: str) -> bool:
 
 
 def redact_text(text: str) -> str:
-    if not _ANY.search(text):
+    if not _may_hold_secret(text):
         return text
     for pattern in _PATTERNS:
         text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
