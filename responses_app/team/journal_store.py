@@ -48,32 +48,35 @@ ADAPT = {
 }
 
 
-def _values(row: dict[str, Any], adapt_datetime: Any) -> tuple:
+def _values(row: dict[str, Any], adapt: dict[str, Any], nul_free: bool) -> tuple:
     """A queued row as column values, in COLUMNS order."""
-    adapt = {**ADAPT, "created_at": lambda moment: adapt_datetime(datetime.datetime.fromisoformat(moment))}
-    return tuple(adapt[name](storable(row[name])) if name in adapt else storable(row[name]) for name in COLUMNS)
+    if not nul_free:
+        row = {name: storable(value) for name, value in row.items()}
+    return tuple(adapt[name](row[name]) if name in adapt else row[name] for name in COLUMNS)
 
 
-def insert(batch: list[dict[str, Any]]) -> None:
+def insert(batch: list[dict[str, Any]], nul_free: bool = False) -> None:
     """One transaction of COPY (PostgreSQL) or multi-row INSERTs (SQLite): Django's bulk_create costs
-    ~110 us a row in model and field handling."""
+    ~110 us a row in model and field handling. `nul_free`: no text in the batch holds a NUL (its JSON
+    line has no \\u0000), so none needs replacing."""
     connection = connections[JournalEntry.objects.db]
     quote = connection.ops.quote_name
     table = quote(JournalEntry._meta.db_table)
     columns = ", ".join(quote(JournalEntry._meta.get_field(name).column) for name in COLUMNS)
     row_marks = f"({', '.join(['%s'] * len(COLUMNS))})"
-    adapt = connection.ops.adapt_datetimefield_value
+    adapt_datetime = connection.ops.adapt_datetimefield_value
+    adapt = {**ADAPT, "created_at": lambda moment: adapt_datetime(datetime.datetime.fromisoformat(moment))}
     with transaction.atomic(using=JournalEntry.objects.db), connection.cursor() as cursor:
         if connection.vendor == "postgresql":  # COPY: a third of the CPU of parameterised INSERTs
             with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 for row in batch:
-                    copy.write_row(_values(row, adapt))
+                    copy.write_row(_values(row, adapt, nul_free))
             return
         for start in range(0, len(batch), ROWS_PER_STATEMENT):
             part = batch[start:start + ROWS_PER_STATEMENT]
             cursor.execute(f"INSERT INTO {table} ({columns}) VALUES "
                            + ", ".join([row_marks] * len(part)),
-                           [value for row in part for value in _values(row, adapt)])
+                           [value for row in part for value in _values(row, adapt, nul_free)])
 
 
 # Errors that say a row cannot be stored, whatever the state of the database: a value the column cannot
@@ -89,27 +92,27 @@ class Store:
     def __init__(self) -> None:
         self.refused = 0
 
-    def batch(self, batch: Any) -> None:
-        self._rows(batch if isinstance(batch, list) else [batch])
+    def batch(self, batch: Any, nul_free: bool = False) -> None:
+        self._rows(batch if isinstance(batch, list) else [batch], nul_free)
 
-    def _rows(self, rows: list[Any]) -> None:
+    def _rows(self, rows: list[Any], nul_free: bool = False) -> None:
         """Store `rows`; when the database refuses them, store each half apart, down to the single rows it
         refuses: one bad row in a batch of 5,000 costs some 25 inserts, not 5,000."""
-        error = self._insert(rows)
+        error = self._insert(rows, nul_free)
         if error is None:
             return
         if len(rows) == 1:
             self._refuse(rows[0], error)
             return
         middle = len(rows) // 2
-        self._rows(rows[:middle])
-        self._rows(rows[middle:])
+        self._rows(rows[:middle], nul_free)
+        self._rows(rows[middle:], nul_free)
 
-    def _insert(self, rows: list[Any]) -> BaseException | None:
+    def _insert(self, rows: list[Any], nul_free: bool = False) -> BaseException | None:
         """Insert, waiting out a database that does not answer; the error when the rows cannot be stored."""
         for attempt in itertools.count():
             try:
-                insert(rows)
+                insert(rows, nul_free)
                 return None
             except ROW_ERRORS as exc:
                 connections.close_all()  # a failed COPY leaves its connection in no state to reuse
@@ -143,8 +146,8 @@ def write_from(stream: Any, acknowledge: Any = None) -> None:
                 store.refused += 1
                 logger.error("a journal batch was not JSON and was left out: %s", exc,
                              extra={"event": "journal_row_refused", "refused_total": store.refused})
-            else:
-                store.batch(batch)
+            else:  # JSON holds a NUL only as the escape \\u0000 (the u is always lower-case)
+                store.batch(batch, nul_free=(b"\\u0000" if isinstance(line, bytes) else "\\u0000") not in line)
         if acknowledge is not None:
             acknowledge(done)
         if time.monotonic() - last_prune > PRUNE_EVERY_SECONDS:
