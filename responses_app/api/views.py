@@ -1,6 +1,7 @@
 """Thin DRF views: each route names its wire format (a Provider), and one path answers for all of them."""
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.http import HttpResponse, HttpResponseBase
@@ -9,7 +10,7 @@ from rest_framework.views import APIView
 
 from responses_app.api import threads, upstream
 from responses_app.api.answer import answer
-from responses_app.api.body import read_json_body
+from responses_app.api.body import IgnoreAcceptNegotiation, read_json_body
 from responses_app.api.errors import is_gemini_request
 from responses_app.api.record import record_of
 from responses_app.canned.index import canned_index
@@ -21,13 +22,47 @@ def json_response(body: bytes) -> HttpResponse:
 
 
 class LeanAPIView(APIView):
-    """An APIView that skips DRF's eager authentication when it has no authenticators (the API's: keys
-    are checked by the middleware). DRF then authenticates lazily, on the first use of request.user,
-    as its perform_authentication documents; permissions and throttles still run, empty as they are."""
+    """An APIView that does only the work its settings ask for. The API's views have no authenticators,
+    permissions or throttles (keys are checked by the middleware), and negotiation always picks JSON
+    (body.IgnoreAcceptNegotiation). So DRF authenticates lazily, on the first use of request.user, as its
+    perform_authentication documents; the renderer and the Allow header are made once per view class
+    instead of per request; empty permission and throttle lists are not checked. A view that sets any of
+    these gets DRF's own behaviour."""
 
     def perform_authentication(self, request: Request) -> None:
         if self.authentication_classes:
             super().perform_authentication(request)
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[Any, str]:
+        if self.content_negotiation_class is IgnoreAcceptNegotiation and self.renderer_classes:
+            renderer = _shared_renderer(self.renderer_classes[0])  # renderers keep no state between requests
+            return renderer, renderer.media_type
+        return super().perform_content_negotiation(request, force)
+
+    def check_permissions(self, request: Request) -> None:
+        if self.permission_classes:
+            super().check_permissions(request)
+
+    def check_throttles(self, request: Request) -> None:
+        if self.throttle_classes:
+            super().check_throttles(request)
+
+    @property
+    def default_response_headers(self) -> dict[str, str]:
+        """DRF's, which depend only on the view's class, its methods and its renderers: made once."""
+        key = (type(self), tuple(self.http_method_names), len(self.renderer_classes))
+        headers = _DEFAULT_HEADERS.get(key)
+        if headers is None:
+            headers = _DEFAULT_HEADERS[key] = super().default_response_headers
+        return dict(headers)  # a copy: DRF pops Vary from it
+
+
+_DEFAULT_HEADERS: dict[tuple, dict[str, str]] = {}
+
+
+@functools.cache
+def _shared_renderer(renderer_class: type) -> Any:
+    return renderer_class()
 
 
 class ProviderView(LeanAPIView):
