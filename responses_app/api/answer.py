@@ -12,7 +12,7 @@ from responses_app.api import faults, upstream
 from responses_app.api.errors import add_rate_limit_headers
 from responses_app.api.faults import Plan
 from responses_app.api.record import RequestRecord, record_of
-from responses_app.api.sse import MALFORMED_EVENT, WHOLE_STREAM_CHARACTERS, deliver_events
+from responses_app.api.sse import MALFORMED_EVENT, WHOLE_STREAM_CHARACTERS, deliver_events, whole_stream
 from responses_app.canned.conversation import ChatRequest
 from responses_app.canned.fault_schema import TIMING_RATES
 from responses_app.canned.index import CannedIndex, canned_index
@@ -71,16 +71,21 @@ def deliver(record: RequestRecord, provider: Provider, parsed: ChatRequest, matc
         error_event = provider.render_stream_error
         if plan.stream_error and plan.stream_error.get("type"):
             error_event = functools.partial(error_event, error_type=plan.stream_error["type"])
-        response = StreamingHttpResponse(
-            deliver_events(events, record=record, error_event=error_event, ttft=ttft,
-                           duration=duration, jitter=timing.get("jitter", 0.0), seed=timing.get("seed"),
-                           fault=plan.stream_error, stall_seconds=settings.MOCKLLM_STALL_SECONDS,
-                           malformed=getattr(provider, "MALFORMED_EVENT", MALFORMED_EVENT)),
-            content_type=getattr(provider, "STREAM_CONTENT_TYPE", SSE_CONTENT_TYPE),
-        )
+        content_type = getattr(provider, "STREAM_CONTENT_TYPE", SSE_CONTENT_TYPE)
+        if not (ttft or duration or plan.stream_error) and _reply_length(match) <= WHOLE_STREAM_CHARACTERS:
+            # Short, unpaced and unbroken: made now, and sent in one write by the handler (handler.py).
+            response = StreamingHttpResponse([whole_stream(events, record=record, error_event=error_event)],
+                                             content_type=content_type)
+            response.whole = True
+        else:
+            response = StreamingHttpResponse(
+                deliver_events(events, record=record, error_event=error_event, ttft=ttft,
+                               duration=duration, jitter=timing.get("jitter", 0.0), seed=timing.get("seed"),
+                               fault=plan.stream_error, stall_seconds=settings.MOCKLLM_STALL_SECONDS,
+                               malformed=getattr(provider, "MALFORMED_EVENT", MALFORMED_EVENT)),
+                content_type=content_type,
+            )
         response["Cache-Control"] = "no-cache"
-        # Short, unpaced and unbroken: made in full and sent in one write by the handler (handler.py).
-        response.whole = not (ttft or duration or plan.stream_error) and _reply_length(match) <= WHOLE_STREAM_CHARACTERS
         response["X-Accel-Buffering"] = "no"
         for name, value in getattr(provider, "STREAM_HEADERS", {}).items():
             response[name] = value

@@ -115,7 +115,7 @@ class APIHandler(ASGIHandler):
                         await sync_to_async(rebuild_index)()
                 response = self.get_response(request)
             hold = record_of(request).hold if request is not None else 0.0
-            if response.streaming and not hold and getattr(response, "whole", False):
+            if getattr(response, "whole", False):
                 await self._send_whole_stream(response, send)
             elif response.streaming or hold:
                 await self._send_watching_disconnect(response, send, receive, hold)
@@ -127,11 +127,11 @@ class APIHandler(ASGIHandler):
                 closer()
 
     async def _send_whole_stream(self, response: HttpResponseBase, send: Any) -> None:
-        """A short stream with no pacing and no fault (answer.py marks it `whole`): made in full, then
-        sent as one body message, which the ASGI server writes with the end of the chunked body in one
-        system call. A stream of one character per event costs its writes, not its bytes; and nothing
-        here waits, so there is no disconnect to watch for. Still chunked, as the providers' streams are."""
-        body = b"".join([part async for part in aiter(response)])
+        """A short stream with no pacing and no fault, made in full (answer.py marks it `whole`): sent as
+        one body message, which the ASGI server writes with the end of the chunked body in one system
+        call. A stream of one character per event costs its writes, not its bytes; and nothing here
+        waits, so there is no disconnect to watch for. Still chunked, as the providers' streams are."""
+        body = b"".join(response)
         await send({"type": "http.response.start", "status": response.status_code, "headers": _headers(response)})
         await send({"type": "http.response.body", "body": body})
 

@@ -18,9 +18,9 @@ logger = logging.getLogger("mockllm.sse")
 # Without pacing, several events go out in one write: clients parse the same events either way,
 # and a stream's cost grows with its number of writes, not its bytes.
 BATCH_EVENTS = 64
-# An unpaced, unbroken stream of an answer this long or shorter is made in full and sent as one write,
-# headers apart (api/handler.py): it takes microseconds, so there is no disconnect to watch for. A longer
-# one goes out batch by batch, and a client that goes away stops it.
+# An unpaced, unbroken stream of an answer this long or shorter is made in full (whole_stream) and sent as
+# one write, headers apart (api/handler.py): it takes microseconds, so there is no disconnect to watch for.
+# A longer one goes out batch by batch (deliver_events), and a client that goes away stops it.
 WHOLE_STREAM_CHARACTERS = 2000
 DEFAULT_FAULT_AFTER_CHUNKS = 5
 MALFORMED_EVENT = b'data: {"id": "mockllm-malformed", "choices": [{"delta": {"content": \n\n'
@@ -71,6 +71,21 @@ async def deliver_events(
         logger.exception("error while streaming an answer")
         record.stream_end = "error"
         yield error_event("The server had an error while streaming the answer.")
+
+
+def whole_stream(events: Iterable[bytes], *, record: RequestRecord, error_event: Callable[[str], bytes]) -> bytes:
+    """A short stream with no pacing and no fault, made in full (WHOLE_STREAM_CHARACTERS), noting in
+    `record.stream_end` how it ended: what was made before a failure, then the format's error event."""
+    made: list[bytes] = []
+    try:
+        made.extend(events)  # keeps what came before a failure
+    except Exception:
+        logger.exception("error while streaming an answer")
+        record.stream_end = "error"
+        made.append(error_event("The server had an error while streaming the answer."))
+    else:
+        record.stream_end = "completed"
+    return b"".join(made)
 
 
 async def _batched(events: Iterable[bytes]) -> AsyncIterator[bytes]:
