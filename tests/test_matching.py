@@ -195,3 +195,43 @@ def test_shadowed_entries_are_found():
                Entry.build(3, "what is the weather?", "y", {"model": "gpt*"}, 2),
                Entry.build(4, "rain", "z", {}, 3)]
     assert [(later.id, earlier.id) for later, earlier in find_shadowed(entries)] == [(2, 1), (3, 1)]
+
+
+def test_regex_and_contains_entries_found_in_one_pass_answer_as_trying_each_in_turn():
+    """The RE2 sets (matching.ScanSets) pick the entry that trying every entry in rank order picks, near
+    misses included, whatever the kinds, targets, priorities and restrictions."""
+    import random
+
+    rng = random.Random(7)
+    words = ["sky", "blue", "Sky", "weather", "a+b", "(x)", "é", "flight", "to", "Paris", "42", "."]
+    rows = []
+    for _ in range(300):
+        kind = rng.choice(["regex", "contains", "contains", "exact", "normalized"])
+        text = " ".join(rng.sample(words, rng.randint(1, 3)))
+        if kind == "regex":
+            text = rng.choice([r"(?i)\bsky\b", r"^\d+$", r"blue.*day", r"fl(i|y)ght to \w+", r"é", r"\.$", r"a\+b"])
+        options = {"match": kind, "priority": rng.randint(0, 2), "on": rng.choice(["last_user", "any_user", "system"])}
+        if rng.random() < 0.2:
+            options["model"] = rng.choice(["gpt-*", "claude-*"])
+        rows.append((text, f"answer {len(rows)}", options))
+    index = build(*rows)
+
+    def one_by_one(request: ChatRequest) -> tuple[str | None, tuple[str, ...]]:
+        refused = []
+        for entry in index.entries:
+            if any(entry.matches_text(text) for text in entry.texts(request)):
+                reason = entry.refusal(request)
+                if reason is None:
+                    return entry.reply_for(request).text, ()
+                refused.append(f"{entry.label()}: {reason}")
+        return "no idea", tuple(refused[:3])
+
+    for _ in range(400):
+        prompt = " ".join(rng.choices(words, k=rng.randint(0, 6)))
+        request = ask(prompt, model=rng.choice(["gpt-4o", "claude-3", "mock"]),
+                      system=" ".join(rng.choices(words, k=2)), user_texts=(prompt, rng.choice(words)))
+        found = index.find(request)
+        expected_text, expected_refusals = one_by_one(request)
+        assert found.reply.text == expected_text, prompt
+        if expected_text == "no idea":
+            assert found.near_misses[:len(expected_refusals)] == expected_refusals

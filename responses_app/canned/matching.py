@@ -2,9 +2,10 @@
 
 Entries are tried in rank order (higher `priority` first, then file order); the first that matches
 wins. Exact and normalized entries on the last user message are found by dictionary probes, so their
-cost does not grow with the number of entries. Contains and regex entries, and entries that look at
-other parts of the conversation, are tried one by one; regexes run on RE2, whose matching time is
-linear in the text, so no pattern can stall the server. Their cost grows with their own number only.
+cost does not grow with the number of entries. Contains and regex entries are found by RE2 sets, one
+pass over each text the entries look at for all of them (ScanSets); other entries that look at other
+parts of the conversation are tried one by one. RE2's matching time is linear in the text, so no pattern
+can stall the server.
 Recordings (canned/recordings.py) are held apart, by the fingerprint of the request they answer.
 
 Longer than 350 lines: the index, its incremental extension and its near-miss hints share one set of
@@ -173,6 +174,70 @@ class Match:
         return reply_tokens(self.reply)
 
 
+_TARGET_TEXTS = {  # the texts an entry's `on:` looks at (Entry.texts)
+    "last_user": lambda request: (request.prompt,),
+    "any_user": lambda request: request.user_texts,
+    "system": lambda request: (request.system,),
+    "conversation": lambda request: (request.conversation,),
+}
+
+
+@dataclass(frozen=True)
+class ScanSets:
+    """The scanned entries that look at one part of a request (`on:`): the regex entries' patterns and the
+    contains entries' texts each compiled into one RE2 set, which finds every entry that matches a text in
+    one pass over it (in time linear in the text); the other entries, tried one by one."""
+
+    regexes: Any  # re2.Set, or None when there are none or they would not compile together
+    regex_entries: tuple[Entry, ...]
+    contains: Any  # re2.Set of the escaped (normalized) texts, matched against the normalized text
+    contains_entries: tuple[Entry, ...]
+    others: tuple[Entry, ...]
+
+    @classmethod
+    def build(cls, scanned: Iterable[Entry]) -> dict[str, ScanSets]:
+        by_target: dict[str, list[Entry]] = {}
+        for entry in scanned:
+            by_target.setdefault(entry.target, []).append(entry)
+        return {target: cls._of(entries) for target, entries in by_target.items()}
+
+    @classmethod
+    def _of(cls, entries: list[Entry]) -> ScanSets:
+        regex_entries = [entry for entry in entries if entry.kind == "regex"]
+        contains_entries = [entry for entry in entries if entry.kind == "contains"]
+        regexes = _re2_set([entry.prompt for entry in regex_entries])
+        contains = _re2_set([re2.escape(entry.key) for entry in contains_entries])
+        others = [entry for entry in entries if entry.kind not in ("regex", "contains")
+                  or (entry.kind == "regex" and regexes is None) or (entry.kind == "contains" and contains is None)]
+        return cls(regexes, tuple(regex_entries) if regexes else (), contains,
+                   tuple(contains_entries) if contains else (), tuple(others))
+
+    def matching(self, text: str) -> list[Entry]:
+        """The regex and contains entries that match `text`."""
+        try:
+            found = [self.regex_entries[i] for i in self.regexes.Match(text) or ()] if self.regexes else []
+            if self.contains:
+                found += [self.contains_entries[i] for i in self.contains.Match(normalize(text)) or ()]
+        except UnicodeEncodeError:  # a lone surrogate: no UTF-8 for RE2; each entry decides, as on its own
+            return [entry for entry in (*self.regex_entries, *self.contains_entries) if entry.matches_text(text)]
+        return found
+
+
+def _re2_set(patterns: list[str]) -> Any:
+    """One RE2 set of `patterns` (searched, as re2.search does), or None when there are none or RE2
+    cannot hold them together (its memory budget)."""
+    if not patterns:
+        return None
+    found = re2.Set.SearchSet()
+    try:
+        for pattern in patterns:
+            found.Add(pattern)
+        found.Compile()
+    except re2.error:
+        return None
+    return found
+
+
 @dataclass(frozen=True)
 class SetIndex:
     """Every canned entry, keyed the ways a request may reach it, plus the default answer."""
@@ -339,12 +404,10 @@ class SetIndex:
         folded = normalize(request.prompt) if self._normalized or not probed else ""
         probed += self._normalized.get(folded, ()) if folded else ()
         rank = attrgetter("rank")  # with no entry to scan, no merge to set up (one probed entry, usually)
-        candidates = (heapq.merge(sorted(set(probed), key=rank), self._scan, key=rank) if self._scan
-                      else probed if len(probed) < 2 else sorted(set(probed), key=rank))
+        candidates = (heapq.merge(sorted(set(probed), key=rank), self._scanned_matches(request), key=rank)
+                      if self._scan else probed if len(probed) < 2 else sorted(set(probed), key=rank))
         refused: list[str] = []
-        for entry in candidates:
-            if entry.scanned and not any(entry.matches_text(text) for text in entry.texts(request)):
-                continue
+        for entry in candidates:  # each accepts the request's text; its other restrictions are checked here
             reason = entry.refusal(request)
             if reason is not None:
                 refused.append(f"{entry.label()}: {reason}")
@@ -353,6 +416,20 @@ class SetIndex:
             return Match(entry, reply, entry.kind, warning=warning)
         reply, rule = default_reply(request, self.unknown_response if unknown_response is None else unknown_response)
         return Match(None, reply, rule, tuple(self._near_misses(request, refused, folded)[:3]))
+
+    def _scanned_matches(self, request: ChatRequest) -> list[Entry]:
+        """The scanned entries whose text accepts the request, in rank order. Regex and contains entries
+        are found in one pass over each text, by RE2 sets of their patterns (ScanSets); the others, and
+        all of them when a set cannot be built, are tried one by one."""
+        if "scan" not in self._near:
+            self._near["scan"] = ScanSets.build(self._scan)
+        found: list[Entry] = []
+        for target, sets in self._near["scan"].items():
+            texts = _TARGET_TEXTS[target](request)
+            found.extend(entry for entry in sets.others if any(entry.matches_text(text) for text in texts))
+            for text in texts:
+                found.extend(sets.matching(text))
+        return sorted(set(found), key=attrgetter("rank")) if len(found) > 1 else found
 
     def _near_misses(self, request: ChatRequest, refused: list[str], folded: str) -> list[str]:
         hints = list(refused)
