@@ -92,8 +92,11 @@ $(BENCH_VENV)/aimock/.installed-$(AIMOCK_VERSION): | $(BENCH_VENV)/.installed
 
 bench: install-dev $(BENCH_VENV)/.installed $(BENCH_VENV)/aimock/.installed-$(AIMOCK_VERSION)
 	@command -v wrk >/dev/null || apt-get install -y -qq wrk || (apt-get update -qq && apt-get install -y -qq wrk)
-	$(PY) tests/benchmarks/compare.py --original-python $(BENCH_VENV)/bin/python $(ARGS)
-	$(PY) tests/benchmarks/providers.py
+	@# Both parts run; make bench fails at the end when a target of either failed.
+	@status=0; \
+	$(PY) tests/benchmarks/compare.py --original-python $(BENCH_VENV)/bin/python $(ARGS) || status=1; \
+	$(PY) tests/benchmarks/providers.py || status=1; \
+	exit $$status
 
 # The shared deployment: journal on vs off, several processes (daphne behind nginx vs uvicorn --workers),
 # PostgreSQL connection reuse. Needs wrk and nginx (installed here when missing) and a PostgreSQL server.
