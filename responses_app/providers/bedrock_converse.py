@@ -11,9 +11,10 @@ media blocks, which are accepted and not read), `system`, `inferenceConfig`, `to
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from responses_app.canned.conversation import ChatRequest, Reply, Tool
@@ -22,7 +23,7 @@ from responses_app.canned.tokens import count_all, tool_texts
 from responses_app.providers import event_stream
 from responses_app.providers.anthropic_messages import DEFAULT_THINKING, signature
 from responses_app.providers.bedrock_errors import MALFORMED_EVENT, error_headers, render_error, render_stream_error
-from responses_app.providers.chunking import split_text
+from responses_app.providers.chunking import CACHED_TEXT_CHARACTERS, json_pieces
 from responses_app.providers.common import APIError, ResponseIds, dumps, json_type, make_ids
 
 NAME = "bedrock"
@@ -252,6 +253,27 @@ def render_json(request: ChatRequest, match: Match, ids: ResponseIds) -> bytes:
     })
 
 
+def text_deltas(index: int, kind: str, text: str, chunk: Any) -> Sequence[bytes]:
+    """The contentBlockDelta messages of a text (`kind` "text") or reasoning block. They hold no id, so
+    the same text always makes the same messages: those of texts up to CACHED_TEXT_CHARACTERS long (canned
+    answers) are remembered."""
+    if len(text) <= CACHED_TEXT_CHARACTERS and isinstance(chunk, (str, int)):
+        return _remembered_deltas(index, kind, text, chunk)
+    return _frame_deltas(index, kind, text, chunk)
+
+
+@functools.lru_cache(maxsize=256)
+def _remembered_deltas(index: int, kind: str, text: str, chunk: Any) -> tuple[bytes, ...]:
+    return tuple(_frame_deltas(index, kind, text, chunk))
+
+
+def _frame_deltas(index: int, kind: str, text: str, chunk: Any) -> list[bytes]:
+    delta = event_stream.framer("contentBlockDelta")
+    head = b'{"contentBlockIndex":' + str(index).encode() + b',"delta":'
+    head, tail = (head + b'{"text":', b"}}") if kind == "text" else (head + b'{"reasoningContent":{"text":', b"}}}")
+    return [delta(head + piece + tail) for piece in json_pieces(text, chunk)]
+
+
 def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: Any = "char") -> Iterator[bytes]:
     """The event-stream messages of a streamed answer; text one character (or `chunk`) per delta."""
     yield MESSAGE_START
@@ -259,12 +281,10 @@ def render_stream(request: ChatRequest, match: Match, ids: ResponseIds, chunk: A
     for index, block in enumerate(content(request, match.reply, ids.response_id)):
         prefix = b'{"contentBlockIndex":' + str(index).encode() + b',"delta":'
         if "text" in block:
-            for piece in split_text(block["text"], chunk):
-                yield delta(prefix + b'{"text":' + dumps(piece) + b"}}")
+            yield from text_deltas(index, "text", block["text"], chunk)
         elif "reasoningContent" in block:
             reasoning = block["reasoningContent"]["reasoningText"]
-            for piece in split_text(reasoning["text"], chunk):
-                yield delta(prefix + b'{"reasoningContent":{"text":' + dumps(piece) + b"}}}")
+            yield from text_deltas(index, "reasoningContent", reasoning["text"], chunk)
             yield delta(prefix + b'{"reasoningContent":{"signature":' + dumps(reasoning["signature"]) + b"}}}")
         else:
             use = block["toolUse"]
