@@ -165,7 +165,7 @@ class APIHandler(ASGIHandler):
 
 
 def _headers(response: HttpResponseBase) -> list[tuple[bytes, bytes]]:
-    """The response's headers as ASGI sends them (Django's send_response, for a response with no cookies)."""
+    """The response's headers as ASGI sends them, cookies included (as Django's send_response builds them)."""
     headers = [(name.encode("ascii"), value.encode("latin1")) for name, value in response.items()]
     headers.extend((b"Set-Cookie", cookie.output(header="").encode("ascii").strip())
                    for cookie in response.cookies.values())

@@ -95,7 +95,7 @@ class AccessLogMiddleware(_Middleware):
         record = record_of(request)
         duration_ms = round((time.perf_counter() - record.started_at) * 1000, 2)
         if settings.MOCKLLM_JOURNAL and is_api_path(request.path):  # the admin and control API are not journaled
-            after_this_turn(record_request, request, record, response, duration_ms)
+            record_request(request, record, response, duration_ms)  # a queue append (team/journal.py)
         if not access_logger.isEnabledFor(logging.INFO):
             return
         status = response.status_code
@@ -120,11 +120,12 @@ _waiting: collections.deque[tuple[Callable[..., Any], tuple]] = collections.dequ
 
 def after_this_turn(work: Callable[..., Any], *args: Any) -> None:
     """Run `work(*args)` once the event loop has run what is ready now (the answer goes out first); at
-    once outside an event loop. The access log's lines and the journal's entries are handed on so.
+    once outside an event loop. The access log's lines are handed to their handlers so.
 
-    Under load, the requests answered in one turn of the loop are logged and journaled together:
-    measured under uvicorn, that took a tenth more JSON requests per second than logging each
-    request on its own. A log line keeps the time it was made at; what is waiting at exit is done then."""
+    Under load, the lines of the requests answered in one turn of the loop are formatted and written
+    together: measured under uvicorn, that took a tenth more JSON requests per second than a line
+    per request. A line keeps the time it was made at; what is waiting at exit is written then (before
+    logging's own handlers are flushed and closed: they were registered with atexit first)."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
@@ -141,7 +142,7 @@ def run_waiting() -> None:
         try:
             work(*args)
         except Exception:  # one failure costs no other line
-            logger.exception("could not log or journal a request")
+            logger.exception("could not write an access-log line")
 
 
 atexit.register(run_waiting)
