@@ -1,6 +1,8 @@
 """Choosing the reply: each matching rule, restrictions, priority, turns, defaults and near misses."""
 import json
 
+import pytest
+
 from responses_app.canned.conversation import ChatRequest, Tool
 from responses_app.canned.matching import Entry, SetIndex
 from responses_app.canned.shadowing import find_shadowed
@@ -197,10 +199,16 @@ def test_shadowed_entries_are_found():
     assert [(later.id, earlier.id) for later, earlier in find_shadowed(entries)] == [(2, 1), (3, 1)]
 
 
-def test_regex_and_contains_entries_found_in_one_pass_answer_as_trying_each_in_turn():
+@pytest.mark.parametrize("set_size", [1000, 7])
+def test_regex_and_contains_entries_found_in_one_pass_answer_as_trying_each_in_turn(monkeypatch, set_size):
     """The RE2 sets (matching.ScanSets) pick the entry that trying every entry in rank order picks, near
-    misses included, whatever the kinds, targets, priorities and restrictions."""
+    misses included, whatever the kinds, targets, priorities and restrictions; in one set or many, and
+    in an index built at once or grown."""
     import random
+
+    from responses_app.canned import matching
+
+    monkeypatch.setattr(matching, "SET_SIZE", set_size)
 
     rng = random.Random(7)
     words = ["sky", "blue", "Sky", "weather", "a+b", "(x)", "é", "flight", "to", "Paris", "42", "."]
@@ -215,6 +223,7 @@ def test_regex_and_contains_entries_found_in_one_pass_answer_as_trying_each_in_t
             options["model"] = rng.choice(["gpt-*", "claude-*"])
         rows.append((text, f"answer {len(rows)}", options))
     index = build(*rows)
+    grown = build(*rows[:150]).extended([(i + 1, *row, i) for i, row in enumerate(rows) if i >= 150], version=2)
 
     def one_by_one(request: ChatRequest) -> tuple[str | None, tuple[str, ...]]:
         refused = []
@@ -233,5 +242,6 @@ def test_regex_and_contains_entries_found_in_one_pass_answer_as_trying_each_in_t
         found = index.find(request)
         expected_text, expected_refusals = one_by_one(request)
         assert found.reply.text == expected_text, prompt
+        assert grown.find(request).reply.text == expected_text, prompt
         if expected_text == "no idea":
             assert found.near_misses[:len(expected_refusals)] == expected_refusals

@@ -2,10 +2,10 @@
 
 Entries are tried in rank order (higher `priority` first, then file order); the first that matches
 wins. Exact and normalized entries on the last user message are found by dictionary probes, so their
-cost does not grow with the number of entries. Contains and regex entries are found by RE2 sets, one
-pass over each text the entries look at for all of them (ScanSets); other entries that look at other
-parts of the conversation are tried one by one. RE2's matching time is linear in the text, so no pattern
-can stall the server.
+cost does not grow with the number of entries. Contains and regex entries are found by RE2 sets of up to
+1,000 patterns, built with the index: one pass over each text the entries look at finds all of a set's
+matches (ScanSets). Other entries that look at other parts of the conversation are tried one by one.
+RE2's matching time is linear in the text, so no pattern can stall the server.
 Recordings (canned/recordings.py) are held apart, by the fingerprint of the request they answer.
 
 Longer than 350 lines: the index, its incremental extension and its near-miss hints share one set of
@@ -20,7 +20,7 @@ import fnmatch
 import heapq
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from operator import attrgetter
@@ -185,13 +185,11 @@ _TARGET_TEXTS = {  # the texts an entry's `on:` looks at (Entry.texts)
 @dataclass(frozen=True)
 class ScanSets:
     """The scanned entries that look at one part of a request (`on:`): the regex entries' patterns and the
-    contains entries' texts each compiled into one RE2 set, which finds every entry that matches a text in
-    one pass over it (in time linear in the text); the other entries, tried one by one."""
+    contains entries' texts compiled into RE2 sets, which find every entry that matches a text in one pass
+    over it (in time linear in the text), SET_SIZE patterns a set; the other entries, tried one by one."""
 
-    regexes: Any  # re2.Set, or None when there are none or they would not compile together
-    regex_entries: tuple[Entry, ...]
-    contains: Any  # re2.Set of the escaped (normalized) texts, matched against the normalized text
-    contains_entries: tuple[Entry, ...]
+    regexes: tuple[tuple[Any, tuple[Entry, ...]], ...]  # (re2.Set, its entries by index)
+    contains: tuple[tuple[Any, tuple[Entry, ...]], ...]  # sets of the escaped (normalized) texts
     others: tuple[Entry, ...]
 
     @classmethod
@@ -202,40 +200,61 @@ class ScanSets:
         return {target: cls._of(entries) for target, entries in by_target.items()}
 
     @classmethod
+    def extend(cls, sets: dict[str, ScanSets], added: list[Entry], scan: tuple[Entry, ...]) -> dict[str, ScanSets]:
+        """`sets` with the scanned entries `added` (now in `scan`, all scanned entries): an added entry is
+        tried one by one until its target has more than SET_SIZE // 10 of those, which rebuilds that
+        target's sets, so adding entries one at a time does not rebuild every set each time."""
+        extended = dict(sets)
+        for target in {entry.target for entry in added}:
+            held = extended.get(target)
+            new = [entry for entry in added if entry.target == target]
+            if held is not None and len(held.others) + len(new) <= SET_SIZE // 10:
+                extended[target] = dataclasses.replace(held, others=held.others + tuple(new))
+            else:
+                extended[target] = cls._of([entry for entry in scan if entry.target == target])
+        return extended
+
+    @classmethod
     def _of(cls, entries: list[Entry]) -> ScanSets:
-        regex_entries = [entry for entry in entries if entry.kind == "regex"]
-        contains_entries = [entry for entry in entries if entry.kind == "contains"]
-        regexes = _re2_set([entry.prompt for entry in regex_entries])
-        contains = _re2_set([re2.escape(entry.key) for entry in contains_entries])
-        others = [entry for entry in entries if entry.kind not in ("regex", "contains")
-                  or (entry.kind == "regex" and regexes is None) or (entry.kind == "contains" and contains is None)]
-        return cls(regexes, tuple(regex_entries) if regexes else (), contains,
-                   tuple(contains_entries) if contains else (), tuple(others))
+        others = [entry for entry in entries if entry.kind not in ("regex", "contains")]
+        regexes = _re2_sets([entry for entry in entries if entry.kind == "regex"], lambda entry: entry.prompt, others)
+        contains = _re2_sets([entry for entry in entries if entry.kind == "contains"],
+                             lambda entry: re2.escape(entry.key), others)
+        return cls(regexes, contains, tuple(sorted(others, key=attrgetter("rank"))))
 
     def matching(self, text: str) -> list[Entry]:
         """The regex and contains entries that match `text`."""
         try:
-            found = [self.regex_entries[i] for i in self.regexes.Match(text) or ()] if self.regexes else []
+            found = [entries[i] for found_set, entries in self.regexes for i in found_set.Match(text) or ()]
             if self.contains:
-                found += [self.contains_entries[i] for i in self.contains.Match(normalize(text)) or ()]
+                folded = normalize(text)
+                found += [entries[i] for found_set, entries in self.contains for i in found_set.Match(folded) or ()]
         except UnicodeEncodeError:  # a lone surrogate: no UTF-8 for RE2; each entry decides, as on its own
-            return [entry for entry in (*self.regex_entries, *self.contains_entries) if entry.matches_text(text)]
+            return [entry for _, entries in (*self.regexes, *self.contains) for entry in entries
+                    if entry.matches_text(text)]
         return found
 
 
-def _re2_set(patterns: list[str]) -> Any:
-    """One RE2 set of `patterns` (searched, as re2.search does), or None when there are none or RE2
-    cannot hold them together (its memory budget)."""
-    if not patterns:
-        return None
-    found = re2.Set.SearchSet()
-    try:
-        for pattern in patterns:
-            found.Add(pattern)
-        found.Compile()
-    except re2.error:
-        return None
-    return found
+SET_SIZE = 1000  # patterns in one RE2 set: within RE2's default memory budget for the patterns of an entry
+
+
+def _re2_sets(entries: list[Entry], pattern: Callable[[Entry], str],
+              others: list[Entry]) -> tuple[tuple[Any, tuple[Entry, ...]], ...]:
+    """RE2 sets (searched, as re2.search does) of the entries' patterns, SET_SIZE at a time; the entries of
+    a set RE2 cannot build go to `others`, to be tried one by one."""
+    sets = []
+    for start in range(0, len(entries), SET_SIZE):
+        part = entries[start:start + SET_SIZE]
+        found_set = re2.Set.SearchSet()
+        try:
+            for entry in part:
+                found_set.Add(pattern(entry))
+            found_set.Compile()
+        except re2.error:
+            others.extend(part)
+            continue
+        sets.append((found_set, tuple(part)))
+    return tuple(sets)
 
 
 @dataclass(frozen=True)
@@ -253,6 +272,7 @@ class SetIndex:
     _embeddings: dict[str, tuple[float, ...]] = field(repr=False, default_factory=dict)
     last_id: int = 0  # the largest entry id: rows added later have larger ones (models.SetVersion)
     _recorded: dict[str, Entry] = field(repr=False, default_factory=dict)  # recordings, by request fingerprint
+    _scan_sets: dict[str, ScanSets] = field(repr=False, default_factory=dict)  # ScanSets.build(_scan)
 
     @classmethod
     def build(
@@ -281,7 +301,7 @@ class SetIndex:
         return cls(
             version, unknown_response, settings, tuple(entries),
             {k: tuple(v) for k, v in exact.items()}, {k: tuple(v) for k, v in normalized.items()}, tuple(scan),
-            {}, embeddings, max((entry.id for entry in built), default=0), recorded,
+            {}, embeddings, max((entry.id for entry in built), default=0), recorded, ScanSets.build(scan),
         )
 
     def extended(self, rows: Iterable[tuple], *, version: int) -> SetIndex:
@@ -340,9 +360,11 @@ class SetIndex:
             for entry in entries:
                 if entry.embedding is not None:
                     embeddings.setdefault(entry.prompt.strip(), entry.embedding)
+        scanned = [entry for entry in added if entry.scanned]
+        scan = merged(self._scan, scanned) if scanned else self._scan
         return dataclasses.replace(
             self, version=version, entries=entries, _exact=exact, _normalized=normalized,
-            _scan=merged(self._scan, [entry for entry in added if entry.scanned]),
+            _scan=scan, _scan_sets=ScanSets.extend(self._scan_sets, scanned, scan) if scanned else self._scan_sets,
             _near={} if near is None else {"map": near}, _embeddings=embeddings,
             last_id=max(self.last_id, max(entry.id for entry in added)),
         )
@@ -421,10 +443,8 @@ class SetIndex:
         """The scanned entries whose text accepts the request, in rank order. Regex and contains entries
         are found in one pass over each text, by RE2 sets of their patterns (ScanSets); the others, and
         all of them when a set cannot be built, are tried one by one."""
-        if "scan" not in self._near:
-            self._near["scan"] = ScanSets.build(self._scan)
         found: list[Entry] = []
-        for target, sets in self._near["scan"].items():
+        for target, sets in self._scan_sets.items():
             texts = _TARGET_TEXTS[target](request)
             found.extend(entry for entry in sets.others if any(entry.matches_text(text) for text in texts))
             for text in texts:
