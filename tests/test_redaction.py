@@ -132,7 +132,7 @@ def test_access_lines_are_written_after_the_work_at_hand_in_order_keeping_their_
     going out) and the lines of one turn are written together, in order; outside one, at once."""
     import asyncio
 
-    from responses_app.api.middleware import access_logger, after_this_turn
+    from responses_app.api.middleware import access_logger, write_soon
 
     seen: list[tuple[str, float]] = []
 
@@ -146,14 +146,14 @@ def test_access_lines_are_written_after_the_work_at_hand_in_order_keeping_their_
     handler = Collect()
     access_logger.addHandler(handler)
     try:
-        after_this_turn(access_logger.handle, line("outside a loop"))
+        write_soon(line("outside a loop"))
         assert [text for text, _ in seen] == ["outside a loop"]
 
         async def answer_two() -> list[str]:
             first = line("first")
             time.sleep(0.01)
-            after_this_turn(access_logger.handle, first)
-            after_this_turn(access_logger.handle, line("second"))
+            write_soon(first)
+            write_soon(line("second"))
             written_before = [text for text, _ in seen]
             await asyncio.sleep(0)
             return written_before

@@ -72,6 +72,15 @@ def reply_tokens(reply: Reply) -> int:
     return total
 
 
+# The texts an entry's `on:` looks at, by its value.
+TARGET_TEXTS: dict[str, Callable[[ChatRequest], Iterable[str]]] = {
+    "last_user": lambda request: (request.prompt,),
+    "any_user": lambda request: request.user_texts,
+    "system": lambda request: (request.system,),
+    "conversation": lambda request: (request.conversation,),
+}
+
+
 @dataclass(slots=True, eq=False)  # hashed by identity; not frozen, which makes building 100,000 slower
 class Entry:
     id: int
@@ -135,13 +144,7 @@ class Entry:
         return self.regex.search(text) is not None
 
     def texts(self, request: ChatRequest) -> Iterable[str]:
-        if self.target == "last_user":
-            return (request.prompt,)
-        if self.target == "any_user":
-            return request.user_texts
-        if self.target == "system":
-            return (request.system,)
-        return (request.conversation,)
+        return TARGET_TEXTS[self.target](request)
 
     def refusal(self, request: ChatRequest) -> str | None:
         """Why this entry does not apply to the request beyond its text, or None when it does."""
@@ -172,14 +175,6 @@ class Match:
     def output_tokens(self) -> int:
         """Counted once per request, though the journal, rate limits, pacing and the usage block all ask."""
         return reply_tokens(self.reply)
-
-
-_TARGET_TEXTS = {  # the texts an entry's `on:` looks at (Entry.texts)
-    "last_user": lambda request: (request.prompt,),
-    "any_user": lambda request: request.user_texts,
-    "system": lambda request: (request.system,),
-    "conversation": lambda request: (request.conversation,),
-}
 
 
 @dataclass(frozen=True)
@@ -220,7 +215,7 @@ class ScanSets:
         regexes = _re2_sets([entry for entry in entries if entry.kind == "regex"], lambda entry: entry.prompt, others)
         contains = _re2_sets([entry for entry in entries if entry.kind == "contains"],
                              lambda entry: re2.escape(entry.key), others)
-        return cls(regexes, contains, tuple(sorted(others, key=attrgetter("rank"))))
+        return cls(regexes, contains, tuple(others))
 
     def matching(self, text: str) -> list[Entry]:
         """The regex and contains entries that match `text`."""
@@ -445,7 +440,7 @@ class SetIndex:
         all of them when a set cannot be built, are tried one by one."""
         found: list[Entry] = []
         for target, sets in self._scan_sets.items():
-            texts = _TARGET_TEXTS[target](request)
+            texts = TARGET_TEXTS[target](request)
             found.extend(entry for entry in sets.others if any(entry.matches_text(text) for text in texts))
             for text in texts:
                 found.extend(sets.matching(text))

@@ -23,7 +23,7 @@ from responses_app.canned.tokens import count_all, tool_texts
 from responses_app.providers import event_stream
 from responses_app.providers.anthropic_messages import DEFAULT_THINKING, signature
 from responses_app.providers.bedrock_errors import MALFORMED_EVENT, error_headers, render_error, render_stream_error
-from responses_app.providers.chunking import CACHED_TEXT_CHARACTERS, json_pieces
+from responses_app.providers.chunking import json_pieces, worth_remembering
 from responses_app.providers.common import APIError, ResponseIds, dumps, json_type, make_ids
 
 NAME = "bedrock"
@@ -255,9 +255,8 @@ def render_json(request: ChatRequest, match: Match, ids: ResponseIds) -> bytes:
 
 def text_deltas(index: int, kind: str, text: str, chunk: Any) -> Sequence[bytes]:
     """The contentBlockDelta messages of a text (`kind` "text") or reasoning block. They hold no id, so
-    the same text always makes the same messages: those of texts up to CACHED_TEXT_CHARACTERS long (canned
-    answers) are remembered."""
-    if len(text) <= CACHED_TEXT_CHARACTERS and isinstance(chunk, (str, int)):
+    the same text always makes the same messages: those of canned answers are remembered."""
+    if worth_remembering(text, chunk):
         return _remembered_deltas(index, kind, text, chunk)
     return _frame_deltas(index, kind, text, chunk)
 

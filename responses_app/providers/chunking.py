@@ -33,9 +33,15 @@ def json_pieces(text: str, chunk: Any = "char") -> Sequence[bytes]:
     """split_text's pieces, each as the JSON string a stream event splices in (orjson's bytes for it).
     A canned answer is streamed again and again: the pieces of the last 1,024 texts of up to
     CACHED_TEXT_CHARACTERS are remembered, whole."""
-    if len(text) <= CACHED_TEXT_CHARACTERS and isinstance(chunk, (str, int)):
+    if worth_remembering(text, chunk):
         return _remembered_pieces(text, chunk)
     return _encode_pieces(text, chunk)
+
+
+def worth_remembering(text: str, chunk: Any) -> bool:
+    """Whether what a stream makes of `text` is kept for the next time (a canned answer's length, and a
+    chunking that can be a cache key)."""
+    return len(text) <= CACHED_TEXT_CHARACTERS and isinstance(chunk, (str, int))
 
 
 @functools.lru_cache(maxsize=1024)
